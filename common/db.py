@@ -1,0 +1,98 @@
+"""PostgreSQL connections: one lazily opened pool per process (a Lambda container or the local app)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool
+
+from common.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Faults worth retrying: the transaction lost a race, not a rule.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    errors.LockNotAvailable,
+)
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def database_url() -> str:
+    """The connection string: from Secrets Manager when DB_SECRET_ARN is set, else DATABASE_URL."""
+    settings = get_settings()
+    if settings.db_secret_arn:
+        from common.secrets import database_url_from_secret
+
+        return database_url_from_secret(settings.db_secret_arn)
+    return settings.database_url
+
+
+def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
+    """A fresh connection outside the pool (migrations, tests, CLI)."""
+    return psycopg.connect(url or database_url(), connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+
+
+def get_pool() -> ConnectionPool:
+    """The process-wide pool, opened on first use so importing a handler costs no I/O."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                settings = get_settings()
+                _pool = ConnectionPool(
+                    database_url(),
+                    min_size=1,
+                    max_size=settings.db_pool_max,
+                    kwargs={"connect_timeout": 5},
+                    check=ConnectionPool.check_connection,
+                    open=True,
+                    timeout=10,
+                    name="warehouse",
+                )
+    return _pool
+
+
+def close_pool() -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+def run_in_transaction(
+    work: Callable[[psycopg.Connection], T],
+    *,
+    attempts: int = 5,
+    pool: ConnectionPool | None = None,
+) -> T:
+    """Run `work` in one transaction from the pool, retrying lost races a bounded number of times.
+
+    Anything else (including PostgreSQL being unreachable) propagates to the caller, which decides
+    whether that is a 503 (HTTP) or a failed batch the event source mapping will retry (Kafka).
+    """
+    pool = pool or get_pool()
+    for attempt in range(1, attempts + 1):
+        try:
+            with pool.connection() as conn:
+                with conn.transaction():
+                    return work(conn)
+        except RETRYABLE_ERRORS as exc:
+            if attempt == attempts:
+                raise
+            delay = min(0.05 * 2**attempt, 1.0)
+            logger.warning("transaction retry %d/%d after %s", attempt, attempts, type(exc).__name__)
+            time.sleep(delay)
+    raise AssertionError("unreachable")

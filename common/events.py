@@ -1,0 +1,172 @@
+"""The movement event as it arrives: a CloudEvents-style envelope around one half of a movement.
+
+Parsing never raises: whatever arrives becomes an `IncomingEvent`, valid or carrying the reason it
+is not, so the caller can answer 422 (webhook) or park the record (Kafka) and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+EVENT_TYPE = "ru.retail.warehouses.movement"
+SPEC_VERSION = "1.0"
+MAX_QUANTITY = 1_000_000_000
+
+EventKind = Literal["arrival", "departure"]
+
+
+def _lower_event(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _iso_timestamp(value: object) -> datetime:
+    """ISO-8601 text only (no epoch numbers); a time without an offset is UTC."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date-time string") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class MovementData(BaseModel):
+    """One half of a movement: goods leaving (`departure`) or reaching (`arrival`) a warehouse."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    movement_id: UUID
+    warehouse_id: UUID
+    product_id: UUID
+    event: Annotated[EventKind, BeforeValidator(_lower_event)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
+    timestamp: Annotated[datetime, BeforeValidator(_iso_timestamp)]
+
+
+class Envelope(BaseModel):
+    """The brief's envelope. `id` is not a key: the brief reuses one id for both halves."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "b3b53031-e83a-4654-87f5-b6b6fb09fd99",
+                    "source": "WH-3322",
+                    "specversion": "1.0",
+                    "type": EVENT_TYPE,
+                    "datacontenttype": "application/json",
+                    "dataschema": "ru.retail.warehouses.movement.v1.0",
+                    "time": 1737439421623,
+                    "subject": "WH-3322:DEPARTURE",
+                    "destination": "ru.retail.warehouses",
+                    "data": {
+                        "movement_id": "c6290746-790e-43fa-8270-014dc90e02e0",
+                        "warehouse_id": "25718666-6af6-4281-b5a6-3016e36fa557",
+                        "timestamp": "2025-02-18T12:12:56Z",
+                        "event": "departure",
+                        "product_id": "4705204f-498f-4f96-b4ba-df17fb56bf55",
+                        "quantity": 100,
+                    },
+                }
+            ]
+        },
+    )
+
+    id: Annotated[StrictStr, Field(min_length=1)]
+    source: StrictStr
+    specversion: Literal["1.0"]
+    type: Literal["ru.retail.warehouses.movement"]
+    datacontenttype: StrictStr | None = None
+    dataschema: StrictStr | None = None
+    time: StrictInt | StrictStr | None = None
+    subject: StrictStr | None = None
+    destination: StrictStr | None = None
+    data: MovementData
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an event came from: the webhook, a Kafka record, or an operator's replay."""
+
+    kind: Literal["webhook", "kafka", "replay"]
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+    @classmethod
+    def webhook(cls) -> Origin:
+        return cls("webhook")
+
+    @classmethod
+    def kafka(cls, topic: str, partition: int, offset: int) -> Origin:
+        return cls("kafka", topic, partition, offset)
+
+    def describe(self) -> str:
+        if self.kind == "kafka":
+            return f"{self.topic}/{self.partition}@{self.offset}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A received payload: its raw bytes, its origin, and either the envelope or why it is invalid."""
+
+    raw: bytes
+    origin: Origin
+    envelope: Envelope | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_valid(self) -> bool:
+        return self.envelope is not None
+
+    @property
+    def error_detail(self) -> str:
+        return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{field, message, type}`, the field dotted (`data.quantity`)."""
+    return [
+        {"field": _field_name(err["loc"]), "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def parse_event(raw: bytes | str, origin: Origin) -> IncomingEvent:
+    """Validate one JSON payload. Never raises: invalid input comes back with its errors."""
+    raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if not raw_bytes.strip():
+        return IncomingEvent(raw_bytes, origin, errors=[_error("body", "empty payload", "missing")])
+    try:
+        envelope = Envelope.model_validate_json(raw_bytes)
+    except ValidationError as exc:
+        return IncomingEvent(raw_bytes, origin, errors=validation_errors(exc))
+    except (ValueError, RecursionError) as exc:  # pragma: no cover - pydantic wraps nearly all
+        return IncomingEvent(raw_bytes, origin, errors=[_error("body", str(exc)[:200], "json_invalid")])
+    return IncomingEvent(raw_bytes, origin, envelope=envelope)
+
+
+def _error(name: str, message: str, kind: str) -> dict[str, Any]:
+    return {"field": name, "message": message, "type": kind}
