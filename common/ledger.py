@@ -1,0 +1,328 @@
+"""The movement ledger: applies validated events to stock, exactly once, never below zero.
+
+`apply_events` takes a whole batch in one transaction and costs a fixed handful of statements
+whatever the batch size:
+
+1. lock every (warehouse, product) stock row and every movement row the batch touches, in one
+   global order (stock keys sorted, then movement ids sorted), creating placeholder rows for
+   keys never seen so that there is always a row to lock;
+2. decide each event in the order given, in memory, against the locked state: this is exactly
+   the outcome of applying the events one at a time, so reordering, duplicates and conflicts
+   inside one batch behave as across batches;
+3. write the applied events, the new stock, the movement read model and the dead letters with
+   set-based statements.
+
+Row locks (not advisory locks) keep concurrent callers - threads, processes, Lambda containers -
+serialised per key without growing PostgreSQL's lock table with the batch size; the CHECK on
+stock.quantity is the last line of defence against a negative stock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import psycopg
+
+from common.events import IncomingEvent, MovementData, Origin
+
+Status = Literal["applied", "duplicate", "rejected"]
+RejectReason = Literal["invalid", "conflict", "insufficient_stock"]
+StockKey = tuple[UUID, UUID]  # (warehouse_id, product_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event. `stock` is the (warehouse, product) stock right after it."""
+
+    status: Status
+    event: MovementData | None = None
+    reason: RejectReason | None = None
+    detail: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stock: int | None = None
+    rejected_event_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Half:
+    warehouse_id: UUID
+    quantity: int
+    at: datetime
+
+
+@dataclass
+class _Movement:
+    """A movement row as locked: which product, and the halves applied so far."""
+
+    product_id: UUID | None = None
+    departure: _Half | None = None
+    arrival: _Half | None = None
+
+    def half(self, event: str) -> _Half | None:
+        return self.departure if event == "departure" else self.arrival
+
+
+@dataclass
+class _LockedState:
+    stock: dict[StockKey, int]
+    movements: dict[UUID, _Movement]
+    dirty_stock: set[StockKey] = field(default_factory=set)
+    dirty_movements: set[UUID] = field(default_factory=set)
+
+
+def apply_events(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> list[Outcome]:
+    """Apply a batch in one transaction; one outcome per item, in order.
+
+    Runs inside the caller's transaction when there is one (as a savepoint), else opens its own.
+    Raises only on database faults; every rule violation is an outcome, parked in
+    `rejected_events`.
+    """
+    if not items:
+        return []
+    with conn.transaction():
+        valid = [item.envelope.data for item in items if item.envelope is not None]
+        state = _lock(conn, valid)
+        decided = [_decide(state, item) for item in items]
+        applied = [
+            (item, outcome.event)
+            for item, outcome in zip(items, decided, strict=True)
+            if outcome.status == "applied" and outcome.event is not None
+        ]
+        _write_applied(conn, applied, state)
+        return _park_rejected(conn, items, decided)
+
+
+def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
+    stock_keys = sorted({(e.warehouse_id, e.product_id) for e in events})
+    movement_ids = sorted({e.movement_id for e in events})
+    stock: dict[StockKey, int] = {}
+    movements: dict[UUID, _Movement] = {}
+    if stock_keys:
+        warehouses = [k[0] for k in stock_keys]
+        products = [k[1] for k in stock_keys]
+        conn.execute(
+            """
+            INSERT INTO stock (warehouse_id, product_id)
+            SELECT w, p FROM unnest(%s::uuid[], %s::uuid[]) AS k(w, p) ORDER BY w, p
+            ON CONFLICT DO NOTHING
+            """,
+            (warehouses, products),
+        )
+        rows = conn.execute(
+            """
+            SELECT s.warehouse_id, s.product_id, s.quantity
+            FROM stock s
+            JOIN unnest(%s::uuid[], %s::uuid[]) AS k(w, p)
+              ON s.warehouse_id = k.w AND s.product_id = k.p
+            ORDER BY s.warehouse_id, s.product_id
+            FOR UPDATE OF s
+            """,
+            (warehouses, products),
+        )
+        stock = {(w, p): q for w, p, q in rows}
+    if movement_ids:
+        conn.execute(
+            """
+            INSERT INTO movements (movement_id)
+            SELECT m FROM unnest(%s::uuid[]) AS k(m) ORDER BY m
+            ON CONFLICT DO NOTHING
+            """,
+            (movement_ids,),
+        )
+        rows = conn.execute(
+            """
+            SELECT movement_id, product_id,
+                   source_warehouse_id, departed_quantity, departed_at,
+                   destination_warehouse_id, arrived_quantity, arrived_at
+            FROM movements
+            WHERE movement_id = ANY(%s::uuid[])
+            ORDER BY movement_id
+            FOR UPDATE
+            """,
+            (movement_ids,),
+        )
+        for mid, product, src, dep_q, dep_at, dst, arr_q, arr_at in rows:
+            movements[mid] = _Movement(
+                product_id=product,
+                departure=_Half(src, dep_q, dep_at) if dep_at is not None else None,
+                arrival=_Half(dst, arr_q, arr_at) if arr_at is not None else None,
+            )
+    return _LockedState(stock=stock, movements=movements)
+
+
+def _decide(state: _LockedState, item: IncomingEvent) -> Outcome:
+    """The outcome of this event given everything applied before it, updating the state."""
+    if item.envelope is None:
+        return Outcome("rejected", reason="invalid", detail=item.error_detail, errors=item.errors)
+    event = item.envelope.data
+    key = (event.warehouse_id, event.product_id)
+    on_hand = state.stock.get(key, 0)
+    movement = state.movements.setdefault(event.movement_id, _Movement())
+    earlier = movement.half(event.event)
+    if earlier is not None:
+        same = (
+            movement.product_id == event.product_id
+            and earlier == _Half(event.warehouse_id, event.quantity, event.timestamp)
+        )
+        if same:
+            return Outcome("duplicate", event=event, stock=on_hand)
+        return Outcome(
+            "rejected",
+            event=event,
+            reason="conflict",
+            detail=(
+                f"the {event.event} of movement {event.movement_id} was already applied with other "
+                f"content (warehouse {earlier.warehouse_id}, product {movement.product_id}, "
+                f"quantity {earlier.quantity}, at {earlier.at.isoformat()}); the first version stands"
+            ),
+            stock=on_hand,
+        )
+    if movement.product_id is not None and movement.product_id != event.product_id:
+        other = "arrival" if event.event == "departure" else "departure"
+        return Outcome(
+            "rejected",
+            event=event,
+            reason="conflict",
+            detail=(
+                f"the {other} of movement {event.movement_id} names product {movement.product_id}, "
+                f"this {event.event} names product {event.product_id}"
+            ),
+            stock=on_hand,
+        )
+    if event.event == "departure" and event.quantity > on_hand:
+        return Outcome(
+            "rejected",
+            event=event,
+            reason="insufficient_stock",
+            detail=(
+                f"departure of {event.quantity} of product {event.product_id} from warehouse "
+                f"{event.warehouse_id} exceeds the {on_hand} on hand"
+            ),
+            stock=on_hand,
+        )
+    after = on_hand + event.quantity if event.event == "arrival" else on_hand - event.quantity
+    state.stock[key] = after
+    state.dirty_stock.add(key)
+    movement.product_id = event.product_id
+    half = _Half(event.warehouse_id, event.quantity, event.timestamp)
+    if event.event == "departure":
+        movement.departure = half
+    else:
+        movement.arrival = half
+    state.dirty_movements.add(event.movement_id)
+    return Outcome("applied", event=event, stock=after)
+
+
+def _write_applied(
+    conn: psycopg.Connection,
+    applied: list[tuple[IncomingEvent, MovementData]],
+    state: _LockedState,
+) -> None:
+    if not applied:
+        return
+    with conn.cursor() as cur:
+        with cur.copy(
+            """
+            COPY movement_events (movement_id, event, warehouse_id, product_id, quantity,
+                                  occurred_at, envelope_id, origin, kafka_topic,
+                                  kafka_partition, kafka_offset)
+            FROM STDIN
+            """
+        ) as copy:
+            for item, event in applied:
+                origin = item.origin
+                copy.write_row(
+                    (
+                        event.movement_id,
+                        event.event,
+                        event.warehouse_id,
+                        event.product_id,
+                        event.quantity,
+                        event.timestamp,
+                        item.envelope.id if item.envelope else "",
+                        origin.kind,
+                        origin.topic,
+                        origin.partition,
+                        origin.offset,
+                    )
+                )
+    keys = sorted(state.dirty_stock)
+    conn.execute(
+        """
+        UPDATE stock s SET quantity = v.q, updated_at = now()
+        FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[]) AS v(w, p, q)
+        WHERE s.warehouse_id = v.w AND s.product_id = v.p
+        """,
+        ([k[0] for k in keys], [k[1] for k in keys], [state.stock[k] for k in keys]),
+    )
+    ids = sorted(state.dirty_movements)
+    rows = [state.movements[m] for m in ids]
+    conn.execute(
+        """
+        UPDATE movements m SET
+            product_id = v.product_id,
+            source_warehouse_id = v.src, departed_quantity = v.dep_q, departed_at = v.dep_at,
+            destination_warehouse_id = v.dst, arrived_quantity = v.arr_q, arrived_at = v.arr_at,
+            updated_at = now()
+        FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::bigint[], %s::timestamptz[],
+                    %s::uuid[], %s::bigint[], %s::timestamptz[])
+             AS v(movement_id, product_id, src, dep_q, dep_at, dst, arr_q, arr_at)
+        WHERE m.movement_id = v.movement_id
+        """,
+        (
+            ids,
+            [r.product_id for r in rows],
+            [r.departure.warehouse_id if r.departure else None for r in rows],
+            [r.departure.quantity if r.departure else None for r in rows],
+            [r.departure.at if r.departure else None for r in rows],
+            [r.arrival.warehouse_id if r.arrival else None for r in rows],
+            [r.arrival.quantity if r.arrival else None for r in rows],
+            [r.arrival.at if r.arrival else None for r in rows],
+        ),
+    )
+
+
+def _park_rejected(
+    conn: psycopg.Connection, items: Sequence[IncomingEvent], decided: list[Outcome]
+) -> list[Outcome]:
+    """Keep every rejected event in the dead-letter store; a redelivered Kafka record only once."""
+    rejected = [i for i, outcome in enumerate(decided) if outcome.status == "rejected"]
+    if not rejected:
+        return decided
+    outcomes = list(decided)
+    with conn.cursor() as cur:
+        for i in rejected:
+            item, outcome = items[i], decided[i]
+            origin = item.origin
+            event = outcome.event
+            cur.execute(
+                """
+                INSERT INTO rejected_events (reason, detail, raw_payload, movement_id, event, origin,
+                                             kafka_topic, kafka_partition, kafka_offset)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) WHERE kafka_topic IS NOT NULL
+                DO UPDATE SET kafka_topic = EXCLUDED.kafka_topic
+                RETURNING id
+                """,
+                (
+                    outcome.reason,
+                    outcome.detail,
+                    item.raw,
+                    event.movement_id if event else None,
+                    event.event if event else None,
+                    origin.kind,
+                    origin.topic,
+                    origin.partition,
+                    origin.offset,
+                ),
+            )
+            row = cur.fetchone()
+            outcomes[i] = replace(outcome, rejected_event_id=row[0] if row else None)
+    return outcomes
+
+
+__all__ = ["Outcome", "RejectReason", "Status", "apply_events", "IncomingEvent", "Origin"]
