@@ -86,9 +86,8 @@ def run_in_transaction(
     pool = pool or get_pool()
     for attempt in range(1, attempts + 1):
         try:
-            with pool.connection() as conn:
-                with conn.transaction():
-                    return work(conn)
+            with pool.connection() as conn, conn.transaction():
+                return work(conn)
         except RETRYABLE_ERRORS as exc:
             if attempt == attempts:
                 raise

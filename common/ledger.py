@@ -224,32 +224,31 @@ def _write_applied(
 ) -> None:
     if not applied:
         return
-    with conn.cursor() as cur:
-        with cur.copy(
-            """
+    with conn.cursor() as cur, cur.copy(
+        """
             COPY movement_events (movement_id, event, warehouse_id, product_id, quantity,
                                   occurred_at, envelope_id, origin, kafka_topic,
                                   kafka_partition, kafka_offset)
             FROM STDIN
             """
-        ) as copy:
-            for item, event in applied:
-                origin = item.origin
-                copy.write_row(
-                    (
-                        event.movement_id,
-                        event.event,
-                        event.warehouse_id,
-                        event.product_id,
-                        event.quantity,
-                        event.timestamp,
-                        item.envelope.id if item.envelope else "",
-                        origin.kind,
-                        origin.topic,
-                        origin.partition,
-                        origin.offset,
-                    )
+    ) as copy:
+        for item, event in applied:
+            origin = item.origin
+            copy.write_row(
+                (
+                    event.movement_id,
+                    event.event,
+                    event.warehouse_id,
+                    event.product_id,
+                    event.quantity,
+                    event.timestamp,
+                    item.envelope.id if item.envelope else "",
+                    origin.kind,
+                    origin.topic,
+                    origin.partition,
+                    origin.offset,
                 )
+            )
     keys = sorted(state.dirty_stock)
     conn.execute(
         """
