@@ -1,0 +1,121 @@
+"""Redis read-through cache for the two brief GET endpoints, never stale after a write.
+
+Keys are versioned: every write bumps `ver:<name>` after its transaction commits, and readers
+fetch the version and the entry for that version in one round trip. A reader that loaded an old
+row just before the bump stores it under the old version, which nobody asks for again, so a read
+that starts after a write's commit can never see the value from before it.
+
+Redis down or slow (short socket timeouts) is not an error: reads fall through to PostgreSQL
+with a warning, and the warning is rate-limited so an outage does not flood the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+
+from common.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1] = version key, ARGV[1] = entry key prefix. Returns {version, entry or false}.
+_READ_SCRIPT = """
+local v = redis.call('GET', KEYS[1]) or '0'
+return {v, redis.call('GET', ARGV[1] .. v)}
+"""
+
+_client: redis.Redis | None = None
+_client_lock = threading.Lock()
+_read_script: Any = None
+_last_warning = 0.0
+
+
+def _warn(action: str, exc: Exception) -> None:
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning > 5:
+        _last_warning = now
+        logger.warning("redis unavailable during %s, answering from PostgreSQL: %s", action, exc)
+
+
+def client() -> redis.Redis | None:
+    """The process-wide Redis client, or None when the cache is switched off."""
+    global _client, _read_script
+    settings = get_settings()
+    if not settings.cache_enabled:
+        return None
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                timeout = settings.redis_timeout_seconds
+                _client = redis.Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    health_check_interval=30,
+                )
+                _read_script = _client.register_script(_READ_SCRIPT)
+    return _client
+
+
+def reset() -> None:
+    """Forget the client (tests that change REDIS_URL or CACHE_ENABLED)."""
+    global _client, _read_script
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+        _read_script = None
+
+
+def stock_name(warehouse_id: object, product_id: object) -> str:
+    return f"stock:{warehouse_id}:{product_id}"
+
+
+def movement_name(movement_id: object) -> str:
+    return f"movement:{movement_id}"
+
+
+def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
+    """The cached bytes for `name`, or `load()` (stored for next time unless it is None)."""
+    r = client()
+    if r is None:
+        return load()
+    try:
+        version, cached = _read_script(keys=[f"ver:{name}"], args=[f"val:{name}:"])
+    except redis.RedisError as exc:
+        _warn("read", exc)
+        return load()
+    if cached is not None:
+        return cached
+    value = load()
+    if value is not None:
+        try:
+            r.set(f"val:{name}:{version.decode()}", value, ex=get_settings().cache_ttl_seconds)
+        except redis.RedisError as exc:
+            _warn("fill", exc)
+    return value
+
+
+def invalidate(names: Iterable[str]) -> None:
+    """Bump the versions of `names`; call only after the writing transaction committed."""
+    names = list(names)
+    r = client()
+    if r is None or not names:
+        return
+    ttl = max(get_settings().cache_ttl_seconds * 2, 60)
+    try:
+        with r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.incr(f"ver:{name}")
+                pipe.expire(f"ver:{name}", ttl)
+            pipe.execute()
+    except redis.RedisError as exc:
+        # Entries written before the outage expire within the TTL; versions that vanish with a
+        # Redis restart start again at 0 with an empty cache, which is safe.
+        _warn("invalidate", exc)
