@@ -18,8 +18,15 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+
+class LostRace(Exception):
+    """Another transaction created a row this one meant to create: run the work again."""
+
+
 # Faults worth retrying: the transaction lost a race, not a rule.
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    LostRace,
     errors.SerializationFailure,
     errors.DeadlockDetected,
     errors.LockNotAvailable,

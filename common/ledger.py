@@ -3,18 +3,19 @@
 `apply_events` takes a whole batch in one transaction and costs a fixed handful of statements
 whatever the batch size:
 
-1. lock every (warehouse, product) stock row and every movement row the batch touches, in one
-   global order (stock keys sorted, then movement ids sorted), creating placeholder rows for
-   keys never seen so that there is always a row to lock;
+1. lock the existing stock rows and movement rows the batch touches (`SELECT ... FOR UPDATE`,
+   stock first, each in key order, so concurrent batches cannot deadlock);
 2. decide each event in the order given, in memory, against the locked state: this is exactly
    the outcome of applying the events one at a time, so reordering, duplicates and conflicts
    inside one batch behave as across batches;
-3. write the applied events, the new stock, the movement read model and the dead letters with
-   set-based statements.
+3. write with set-based statements: COPY for the event log, `UPDATE ... FROM unnest` for rows
+   that existed, `INSERT ... ON CONFLICT DO NOTHING` (in key order) for rows that did not.
 
-Row locks (not advisory locks) keep concurrent callers - threads, processes, Lambda containers -
-serialised per key without growing PostgreSQL's lock table with the batch size; the CHECK on
-stock.quantity is the last line of defence against a negative stock.
+A row that did not exist could not be locked. If another transaction creates it first, our insert
+skips it, and the whole batch is retried (`LostRace`, retried by `common.db.run_in_transaction`)
+against the new state: optimistic for new keys, pessimistic for existing ones. Row locks keep the
+lock table small whatever the batch size; the CHECK on stock.quantity is the last line of defence
+against a negative stock.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from uuid import UUID
 
 import psycopg
 
+from common.db import LostRace
 from common.events import IncomingEvent, MovementData, Origin
 
 Status = Literal["applied", "duplicate", "rejected"]
@@ -70,6 +72,8 @@ class _Movement:
 class _LockedState:
     stock: dict[StockKey, int]
     movements: dict[UUID, _Movement]
+    existing_stock: set[StockKey]
+    existing_movements: set[UUID]
     dirty_stock: set[StockKey] = field(default_factory=set)
     dirty_movements: set[UUID] = field(default_factory=set)
 
@@ -97,49 +101,33 @@ def apply_events(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> li
 
 
 def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
-    stock_keys = sorted({(e.warehouse_id, e.product_id) for e in events})
-    movement_ids = sorted({e.movement_id for e in events})
+    stock_keys = {(e.warehouse_id, e.product_id) for e in events}
+    movement_ids = list({e.movement_id for e in events})
     stock: dict[StockKey, int] = {}
     movements: dict[UUID, _Movement] = {}
+    existing_stock: set[StockKey] = set()
     if stock_keys:
-        warehouses = [k[0] for k in stock_keys]
-        products = [k[1] for k in stock_keys]
-        conn.execute(
-            """
-            INSERT INTO stock (warehouse_id, product_id)
-            SELECT w, p FROM unnest(%s::uuid[], %s::uuid[]) AS k(w, p) ORDER BY w, p
-            ON CONFLICT DO NOTHING
-            """,
-            (warehouses, products),
-        )
         rows = conn.execute(
             """
             SELECT s.warehouse_id, s.product_id, s.quantity
             FROM stock s
-            JOIN unnest(%s::uuid[], %s::uuid[]) AS k(w, p)
+            JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p)
               ON s.warehouse_id = k.w AND s.product_id = k.p
             ORDER BY s.warehouse_id, s.product_id
             FOR UPDATE OF s
             """,
-            (warehouses, products),
+            ([k[0] for k in stock_keys], [k[1] for k in stock_keys]),
         )
         stock = {(w, p): q for w, p, q in rows}
+        existing_stock = set(stock)
     if movement_ids:
-        conn.execute(
-            """
-            INSERT INTO movements (movement_id)
-            SELECT m FROM unnest(%s::uuid[]) AS k(m) ORDER BY m
-            ON CONFLICT DO NOTHING
-            """,
-            (movement_ids,),
-        )
         rows = conn.execute(
             """
             SELECT movement_id, product_id,
                    source_warehouse_id, departed_quantity, departed_at,
                    destination_warehouse_id, arrived_quantity, arrived_at
             FROM movements
-            WHERE movement_id = ANY(%s::uuid[])
+            WHERE movement_id = ANY(%b::uuid[])
             ORDER BY movement_id
             FOR UPDATE
             """,
@@ -151,7 +139,12 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
                 departure=_Half(src, dep_q, dep_at) if dep_at is not None else None,
                 arrival=_Half(dst, arr_q, arr_at) if arr_at is not None else None,
             )
-    return _LockedState(stock=stock, movements=movements)
+    return _LockedState(
+        stock=stock,
+        movements=movements,
+        existing_stock=existing_stock,
+        existing_movements=set(movements),
+    )
 
 
 def _decide(state: _LockedState, item: IncomingEvent) -> Outcome:
@@ -224,6 +217,12 @@ def _write_applied(
 ) -> None:
     if not applied:
         return
+    _write_movements(conn, state)
+    _write_stock(conn, state)
+    _write_log(conn, applied)
+
+
+def _write_log(conn: psycopg.Connection, applied: list[tuple[IncomingEvent, MovementData]]) -> None:
     with conn.cursor() as cur, cur.copy(
         """
             COPY movement_events (movement_id, event, warehouse_id, product_id, quantity,
@@ -249,40 +248,80 @@ def _write_applied(
                     origin.offset,
                 )
             )
-    keys = sorted(state.dirty_stock)
-    conn.execute(
-        """
-        UPDATE stock s SET quantity = v.q, updated_at = now()
-        FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[]) AS v(w, p, q)
-        WHERE s.warehouse_id = v.w AND s.product_id = v.p
-        """,
-        ([k[0] for k in keys], [k[1] for k in keys], [state.stock[k] for k in keys]),
-    )
-    ids = sorted(state.dirty_movements)
+
+
+def _write_stock(conn: psycopg.Connection, state: _LockedState) -> None:
+    updated = [k for k in state.dirty_stock if k in state.existing_stock]
+    created = [k for k in state.dirty_stock if k not in state.existing_stock]
+    if updated:
+        conn.execute(
+            """
+            UPDATE stock s SET quantity = v.q, updated_at = now()
+            FROM unnest(%b::uuid[], %b::uuid[], %b::int8[]) AS v(w, p, q)
+            WHERE s.warehouse_id = v.w AND s.product_id = v.p
+            """,
+            ([k[0] for k in updated], [k[1] for k in updated], [state.stock[k] for k in updated]),
+        )
+    if created:
+        inserted = conn.execute(
+            """
+            INSERT INTO stock (warehouse_id, product_id, quantity, updated_at)
+            SELECT w, p, q, now() FROM unnest(%b::uuid[], %b::uuid[], %b::int8[]) AS v(w, p, q)
+            ORDER BY w, p
+            ON CONFLICT DO NOTHING
+            """,
+            ([k[0] for k in created], [k[1] for k in created], [state.stock[k] for k in created]),
+        ).rowcount
+        if inserted != len(created):
+            raise LostRace("a stock row this batch creates was created concurrently")
+
+
+def _write_movements(conn: psycopg.Connection, state: _LockedState) -> None:
+    ids = list(state.dirty_movements)
     rows = [state.movements[m] for m in ids]
-    conn.execute(
-        """
-        UPDATE movements m SET
-            product_id = v.product_id,
-            source_warehouse_id = v.src, departed_quantity = v.dep_q, departed_at = v.dep_at,
-            destination_warehouse_id = v.dst, arrived_quantity = v.arr_q, arrived_at = v.arr_at,
-            updated_at = now()
-        FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::bigint[], %s::timestamptz[],
-                    %s::uuid[], %s::bigint[], %s::timestamptz[])
-             AS v(movement_id, product_id, src, dep_q, dep_at, dst, arr_q, arr_at)
-        WHERE m.movement_id = v.movement_id
-        """,
-        (
-            ids,
-            [r.product_id for r in rows],
-            [r.departure.warehouse_id if r.departure else None for r in rows],
-            [r.departure.quantity if r.departure else None for r in rows],
-            [r.departure.at if r.departure else None for r in rows],
-            [r.arrival.warehouse_id if r.arrival else None for r in rows],
-            [r.arrival.quantity if r.arrival else None for r in rows],
-            [r.arrival.at if r.arrival else None for r in rows],
-        ),
+    params = (
+        ids,
+        [r.product_id for r in rows],
+        [r.departure.warehouse_id if r.departure else None for r in rows],
+        [r.departure.quantity if r.departure else None for r in rows],
+        [r.departure.at if r.departure else None for r in rows],
+        [r.arrival.warehouse_id if r.arrival else None for r in rows],
+        [r.arrival.quantity if r.arrival else None for r in rows],
+        [r.arrival.at if r.arrival else None for r in rows],
     )
+    existed = [i for i, m in enumerate(ids) if m in state.existing_movements]
+    if existed:
+        conn.execute(
+            """
+            UPDATE movements m SET
+                product_id = v.product_id,
+                source_warehouse_id = v.src, departed_quantity = v.dep_q, departed_at = v.dep_at,
+                destination_warehouse_id = v.dst, arrived_quantity = v.arr_q, arrived_at = v.arr_at,
+                updated_at = now()
+            FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::int8[], %b::timestamptz[],
+                        %b::uuid[], %b::int8[], %b::timestamptz[])
+                 AS v(movement_id, product_id, src, dep_q, dep_at, dst, arr_q, arr_at)
+            WHERE m.movement_id = v.movement_id
+            """,
+            tuple([column[i] for i in existed] for column in params),
+        )
+    new = [i for i, m in enumerate(ids) if m not in state.existing_movements]
+    if new:
+        inserted = conn.execute(
+            """
+            INSERT INTO movements (movement_id, product_id, source_warehouse_id, departed_quantity,
+                                   departed_at, destination_warehouse_id, arrived_quantity, arrived_at)
+            SELECT movement_id, product_id, src, dep_q, dep_at, dst, arr_q, arr_at
+            FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::int8[], %b::timestamptz[],
+                        %b::uuid[], %b::int8[], %b::timestamptz[])
+                 AS v(movement_id, product_id, src, dep_q, dep_at, dst, arr_q, arr_at)
+            ORDER BY movement_id
+            ON CONFLICT DO NOTHING
+            """,
+            tuple([column[i] for i in new] for column in params),
+        ).rowcount
+        if inserted != len(new):
+            raise LostRace("a movement row this batch creates was created concurrently")
 
 
 def _park_rejected(

@@ -106,7 +106,7 @@ def get_stock(conn: psycopg.Connection, warehouse_id: UUID, product_id: UUID) ->
 
 
 def get_movement(conn: psycopg.Connection, movement_id: UUID) -> MovementView | None:
-    """None when no event of the movement has been applied (placeholders included)."""
+    """None when no event of the movement has been applied."""
     row = conn.execute(
         f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE movement_id = %s AND status IS NOT NULL",
         (movement_id,),

@@ -1,7 +1,6 @@
 -- The movement ledger: current stock, one row per movement, every applied event, the dead letters.
 
--- Current stock per (warehouse, product). A row with updated_at NULL is a lock placeholder for a
--- pair that no applied event has touched yet: it reads as "never seen".
+-- Current stock per (warehouse, product); a pair without a row has never been touched.
 CREATE TABLE stock (
     warehouse_id uuid        NOT NULL,
     product_id   uuid        NOT NULL,
@@ -10,8 +9,7 @@ CREATE TABLE stock (
     PRIMARY KEY (warehouse_id, product_id)
 );
 
--- One row per movement: both halves side by side, the movement read model. A row whose halves are
--- both NULL is a lock placeholder (no event of the movement applied yet).
+-- One row per movement: both halves side by side, the movement read model.
 CREATE TABLE movements (
     movement_id              uuid PRIMARY KEY,
     product_id               uuid,
