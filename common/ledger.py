@@ -78,12 +78,15 @@ class _LockedState:
     dirty_movements: set[UUID] = field(default_factory=set)
 
 
-def apply_events(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> list[Outcome]:
+def apply_events(
+    conn: psycopg.Connection, items: Sequence[IncomingEvent], *, park_rejected: bool = True
+) -> list[Outcome]:
     """Apply a batch in one transaction; one outcome per item, in order.
 
     Runs inside the caller's transaction when there is one (as a savepoint), else opens its own.
     Raises only on database faults; every rule violation is an outcome, parked in
-    `rejected_events`.
+    `rejected_events` unless `park_rejected` is off (a replay of a parked event records its
+    outcome on the parked row instead of parking it again).
     """
     if not items:
         return []
@@ -97,7 +100,7 @@ def apply_events(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> li
             if outcome.status == "applied" and outcome.event is not None
         ]
         _write_applied(conn, applied, state)
-        return _park_rejected(conn, items, decided)
+        return _park_rejected(conn, items, decided) if park_rejected else decided
 
 
 def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
