@@ -34,6 +34,7 @@ from common.events import IncomingEvent, MovementData, Origin
 Status = Literal["applied", "duplicate", "rejected"]
 RejectReason = Literal["invalid", "conflict", "insufficient_stock"]
 StockKey = tuple[UUID, UUID]  # (warehouse_id, product_id)
+LOST_RACE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,25 @@ def apply_events(
     """
     if not items:
         return []
+    valid = [item.envelope.data for item in items if item.envelope is not None]
+    for attempt in range(1, LOST_RACE_ATTEMPTS + 1):
+        try:
+            return _apply_once(conn, items, valid, park_rejected)
+        except LostRace:
+            # Rolled back to our savepoint; the rows the other transaction created are now
+            # visible and get locked like any existing row.
+            if attempt == LOST_RACE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _apply_once(
+    conn: psycopg.Connection,
+    items: Sequence[IncomingEvent],
+    valid: list[MovementData],
+    park_rejected: bool,
+) -> list[Outcome]:
     with conn.transaction():
-        valid = [item.envelope.data for item in items if item.envelope is not None]
         state = _lock(conn, valid)
         decided = [_decide(state, item) for item in items]
         applied = [
