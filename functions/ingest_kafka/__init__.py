@@ -1,0 +1,1 @@
+"""Lambda function for Kafka event source mappings (Amazon MSK and self-managed Apache Kafka)."""

@@ -1,0 +1,40 @@
+"""Kafka event source mapping handler (MSK `aws:kafka` and `SelfManagedKafka` shapes alike).
+
+Thin on purpose: parse the trigger, hand the batch to `common.kafka_batch`, shape the answer.
+The local poller calls this same function with events of the MSK shape.
+
+Why the answer is always `{"batchItemFailures": []}`: the batch is applied in one transaction,
+and every record that can never succeed (not JSON, invalid, another event type, a conflict,
+insufficient stock, a tombstone) is parked in `rejected_events` with its topic/partition/offset
+inside that transaction. No single record is left to retry, so there is no item failure to
+report. Transient faults (PostgreSQL unreachable, serialization failures beyond the bounded
+retries) raise instead: the mapping redelivers the whole batch, and a redelivered batch changes
+nothing twice (applied events come back as duplicates, a Kafka record is parked once).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import KafkaEvent
+
+from common.kafka_batch import ingest_kafka_event
+
+# The deployment names service and namespace (POWERTOOLS_*); the defaults keep local runs valid.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "warehouse-stock"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "WarehouseStock"))
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    batch = KafkaEvent(event)
+    result = ingest_kafka_event(batch)
+    logger.info("kafka batch applied", extra={"event_source": batch.event_source, **result.summary()})
+    metrics.add_metric(name="KafkaRecords", unit=MetricUnit.Count, value=len(result.items))
+    for outcome, count in result.counts.items():
+        metrics.add_metric(name=f"KafkaRecords_{outcome}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="KafkaBatchSeconds", unit=MetricUnit.Seconds, value=result.seconds)
+    return {"batchItemFailures": []}
