@@ -23,6 +23,8 @@ parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
 from common import db, secrets  # noqa: E402
 from common.config import get_settings  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 REGION = "eu-west-1"
 RDS_SECRET = {
     "engine": "postgres",
