@@ -9,6 +9,9 @@ from uuid import UUID
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
+from common import cache
+from common.db import get_pool
+
 MovementStatus = Literal["in_transit", "delivered", "arrival_only"]
 
 
@@ -112,3 +115,26 @@ def get_movement(conn: psycopg.Connection, movement_id: UUID) -> MovementView | 
         (movement_id,),
     ).fetchone()
     return movement_from_row(row) if row else None
+
+
+def read_stock_json(warehouse_id: UUID, product_id: UUID) -> bytes:
+    """The stock as the JSON the API returns, through the cache: served as-is on a hit."""
+
+    def load() -> bytes:
+        with get_pool().connection() as conn:
+            return get_stock(conn, warehouse_id, product_id).model_dump_json().encode()
+
+    body = cache.read_through(cache.stock_name(warehouse_id, product_id), load)
+    assert body is not None  # load() never returns None
+    return body
+
+
+def read_movement_json(movement_id: UUID) -> bytes | None:
+    """The movement as the JSON the API returns, through the cache; None (not cached) when unknown."""
+
+    def load() -> bytes | None:
+        with get_pool().connection() as conn:
+            view = get_movement(conn, movement_id)
+        return view.model_dump_json().encode() if view is not None else None
+
+    return cache.read_through(cache.movement_name(movement_id), load)
