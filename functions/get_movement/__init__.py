@@ -1,0 +1,1 @@
+"""Lambda function: GET /api/v1/movements/{movement_id}."""

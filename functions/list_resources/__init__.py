@@ -1,0 +1,1 @@
+"""Lambda function: the paginated lists (warehouse stock, movements, dead letters)."""

@@ -1,0 +1,8 @@
+"""Lambda entry point of the list_resources function (API Gateway HTTP API, payload 2.0)."""
+
+from __future__ import annotations
+
+from functions.http_common import lambda_handler
+from functions.list_resources.routes import router
+
+handler, metrics = lambda_handler([router], service="list_resources")

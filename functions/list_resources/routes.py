@@ -1,0 +1,116 @@
+"""The paginated lists: a warehouse's stock, movements by filter, and the dead-letter store.
+
+Every list answers `{"items": [...], "next_cursor": str | null}`; pass `next_cursor` back as
+`cursor` for the next page until it is null. Lists are read straight from PostgreSQL (no cache):
+they are operator tools, not the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
+from uuid import UUID
+
+import psycopg
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from common.db import get_pool
+from common.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadCursor,
+    MovementPage,
+    RejectedEventPage,
+    StockPage,
+    list_movements,
+    list_rejected_events,
+    list_stock,
+)
+from common.views import MovementStatus
+from functions.http_common import InvalidRequest, doc, invalid_example, invalid_parameter
+
+STOCK_LIST_PATH = "/api/v1/warehouse/{warehouse_id}/products"
+MOVEMENTS_PATH = "/api/v1/movements"
+REJECTED_PATH = "/api/v1/rejected-events"
+
+router = APIRouter()
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page; omit for the first page."),
+]
+
+_INVALID = {
+    422: doc(
+        InvalidRequest,
+        "A parameter is invalid: not a UUID, a limit outside 1..500, or a cursor not from this list.",
+        invalid_example("cursor", "not a cursor returned by this list", "value_error"),
+    )
+}
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def _page(query: Callable[[psycopg.Connection], P]) -> Response:
+    """Run one page query on a pooled connection; a foreign cursor is the client's error (422)."""
+    try:
+        with get_pool().connection() as conn:
+            page = query(conn)
+    except BadCursor as exc:
+        raise invalid_parameter("cursor", "query", str(exc)) from None
+    return Response(page.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    STOCK_LIST_PATH,
+    tags=["stock"],
+    summary="Stock of every product of a warehouse",
+    response_model=StockPage,
+    responses=_INVALID,
+)
+def list_warehouse_stock(warehouse_id: UUID, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Response:
+    """Products an applied event has touched in this warehouse, by product id."""
+    return _page(lambda conn: list_stock(conn, warehouse_id, limit=limit, cursor=cursor))
+
+
+@router.get(
+    MOVEMENTS_PATH,
+    tags=["movements"],
+    summary="Movements, filtered",
+    response_model=MovementPage,
+    responses=_INVALID,
+)
+def list_all_movements(
+    status: Annotated[MovementStatus | None, Query(description="Only movements in this state.")] = None,
+    warehouse_id: Annotated[UUID | None, Query(description="Source or destination warehouse.")] = None,
+    product_id: Annotated[UUID | None, Query(description="Only movements of this product.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """Movements matching every filter given, by movement id."""
+    return _page(
+        lambda conn: list_movements(
+            conn, status=status, warehouse_id=warehouse_id, product_id=product_id, limit=limit, cursor=cursor
+        )
+    )
+
+
+@router.get(
+    REJECTED_PATH,
+    tags=["dead letters"],
+    summary="Rejected events (the dead-letter store)",
+    response_model=RejectedEventPage,
+    responses=_INVALID,
+)
+def list_dead_letters(
+    reason: Annotated[
+        Literal["invalid", "conflict", "insufficient_stock"] | None,
+        Query(description="Only dead letters refused for this reason."),
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """Every refused event, oldest first, with its raw payload (text, or base64 when not UTF-8)."""
+    return _page(lambda conn: list_rejected_events(conn, reason=reason, limit=limit, cursor=cursor))

@@ -1,0 +1,1 @@
+"""The local app: all HTTP routes in one process, plus the Kafka poller in kafka mode."""

@@ -1,0 +1,184 @@
+"""The local app: every Lambda function's routes in one FastAPI app, plus health, readiness, metrics.
+
+Run with `uvicorn functions.local_app.main:app`. The routers are the very modules the Lambda
+functions deploy, so local and deployed behaviour cannot drift. With APP_MODE=kafka the lifespan
+also runs the local Kafka poller (the stand-in for the event source mapping) in a daemon thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
+
+from common import cache
+from common.config import Settings, get_settings
+from common.db import close_pool, get_pool
+from functions.get_movement.routes import router as get_movement_router
+from functions.get_stock.routes import router as get_stock_router
+from functions.http_common import RETRY_AFTER_SECONDS, doc, make_app
+from functions.list_resources.routes import router as list_router
+from functions.webhook.routes import router as webhook_router
+from functions.webhook.routes import schema_models as webhook_schema_models
+
+logger = logging.getLogger(__name__)
+
+READY_DB_TIMEOUT_SECONDS = 2.0
+KAFKA_CONNECT_TIMEOUT_SECONDS = 0.5
+POLLER_STOP_TIMEOUT_SECONDS = 15.0
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """PostgreSQL decides readiness; Redis (a cache) and Kafka (an input) are reported only."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "postgres": "ok", "redis": "ok", "kafka": "running"}]
+        }
+    )
+
+    status: Literal["ok", "unavailable"]
+    postgres: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable", "disabled"]
+    kafka: str
+
+
+def _postgres_state() -> str:
+    try:
+        with get_pool().connection(timeout=READY_DB_TIMEOUT_SECONDS) as conn:
+            conn.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # any failure means not ready; the reason goes to the log
+        logger.warning("readiness: postgres unavailable: %s: %s", type(exc).__name__, exc)
+        return "unavailable"
+
+
+def _redis_state() -> str:
+    client = cache.client()
+    if client is None:
+        return "disabled"
+    try:
+        client.ping()
+        return "ok"
+    except Exception:
+        return "unavailable"
+
+
+def _kafka_state(settings: Settings, poller: Any) -> str:
+    """The poller's own state when it runs, else whether the first bootstrap server takes a TCP connection."""
+    if poller is not None and isinstance(getattr(poller, "state", None), str):
+        return poller.state
+    first = settings.kafka_bootstrap_servers.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or first, int(port)), KAFKA_CONNECT_TIMEOUT_SECONDS):
+            return "reachable"
+    except (OSError, ValueError):
+        return "unreachable"
+
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/health", summary="Liveness", response_model=Health)
+def health() -> dict[str, str]:
+    """The process serves requests; says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+@ops.get(
+    "/ready",
+    summary="Readiness",
+    response_model=Readiness,
+    responses={
+        503: doc(
+            Readiness,
+            "PostgreSQL is unreachable (Retry-After set); Redis and Kafka never make the app unready.",
+            {"status": "unavailable", "postgres": "unavailable", "redis": "ok", "kafka": "reachable"},
+        )
+    },
+)
+def ready(request: Request) -> Response:
+    """200 when PostgreSQL answers `SELECT 1` within 2 s, else 503; Redis and Kafka for information."""
+    settings = get_settings()
+    postgres = _postgres_state()
+    body = Readiness(
+        status="ok" if postgres == "ok" else "unavailable",
+        postgres=postgres,  # type: ignore[arg-type]
+        redis=_redis_state(),  # type: ignore[arg-type]
+        kafka=_kafka_state(settings, getattr(request.app.state, "poller", None)),
+    )
+    headers = {} if postgres == "ok" else {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return Response(
+        body.model_dump_json(), 200 if postgres == "ok" else 503, headers, media_type="application/json"
+    )
+
+
+@ops.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {
+                CONTENT_TYPE_LATEST: {
+                    "schema": {"type": "string"},
+                    "example": 'warehouse_events_total{origin="webhook",outcome="applied",reason=""} 3.0\n',
+                }
+            },
+        }
+    },
+)
+def metrics() -> Response:
+    """Event outcomes, request latency per route, and the poller's lag."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _start_poller(settings: Settings) -> Any:
+    if settings.app_mode != "kafka":
+        return None
+    try:
+        from functions.local_app.poller import Poller  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        logger.warning("APP_MODE=kafka but functions/local_app/poller.py is not available: webhook only")
+        return None
+    poller = Poller(settings)
+    poller.start()
+    logger.info("kafka poller started on %s", settings.kafka_topic)
+    return poller
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the poller in kafka mode; the pool opens on first use. Stop the poller, then the pool."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app.state.poller = _start_poller(settings)
+    try:
+        yield
+    finally:
+        if app.state.poller is not None:
+            await run_in_threadpool(app.state.poller.stop, POLLER_STOP_TIMEOUT_SECONDS)
+        await run_in_threadpool(close_pool)
+
+
+app = make_app(
+    [webhook_router, get_movement_router, get_stock_router, list_router, ops],
+    lambda_mode=False,
+    schema_models=webhook_schema_models,
+    lifespan=lifespan,
+)

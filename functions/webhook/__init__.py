@@ -1,0 +1,1 @@
+"""Lambda function: POST /api/v1/kafka/webhook, movement events over HTTP."""
