@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Helpers shared by stack.sh and the per-service stack-*.sh files (sourced, never run).
+
+STACK_PIDS=$STACK_DIR/pids
+STACK_LOGS=$STACK_DIR/logs
+mkdir -p "$STACK_PIDS" "$STACK_LOGS"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+die() {
+    printf '[stack] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# The last lines of a log file, indented, for error messages.
+log_tail() {
+    local file=$1 lines=${2:-40}
+    if [[ -f $file ]]; then
+        printf '[stack] --- last %s lines of %s ---\n' "$lines" "$file" >&2
+        tail -n "$lines" "$file" | sed 's/^/    /' >&2
+    fi
+}
+
+# Is something accepting TCP connections on host:port?
+port_open() {
+    # shellcheck disable=SC2016  # $1 and $2 expand in the inner bash
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# Does pid $1 run a process whose command line contains $2?
+pid_matches() {
+    local pid=$1 pattern=$2 cmdline
+    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] || return 1
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *"$pattern"* ]]
+}
+
+# Wait until host:port accepts connections; fail early if the process (pid, may be empty) died.
+wait_for_port() {
+    local host=$1 port=$2 timeout_s=$3 pid=${4:-} what=$5 logfile=$6 waited=0
+    until port_open "$host" "$port"; do
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            log_tail "$logfile"
+            die "$what exited before accepting connections on $host:$port (log: $logfile)"
+        fi
+        if ((waited >= timeout_s)); then
+            log_tail "$logfile"
+            die "$what did not accept connections on $host:$port within ${timeout_s}s (log: $logfile)"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
+# Install Debian packages: `apt-get update` once per run, then `apt-get install -y`.
+STACK_APT_UPDATED=0
+apt_install() {
+    local apt_log=$STACK_LOGS/apt.log
+    [[ $EUID -eq 0 ]] || die "installing $* needs root (apt-get); install it yourself or run as root"
+    command -v apt-get >/dev/null || die "$* missing and apt-get not available: install it yourself"
+    export DEBIAN_FRONTEND=noninteractive
+    if ((STACK_APT_UPDATED == 0)); then
+        log "apt-get update (log: $apt_log)"
+        apt-get update -q >>"$apt_log" 2>&1 || { log_tail "$apt_log"; die "apt-get update failed"; }
+        STACK_APT_UPDATED=1
+    fi
+    log "apt-get install -y $* (log: $apt_log)"
+    apt-get install -y -q -o DPkg::Lock::Timeout=300 "$@" >>"$apt_log" 2>&1 ||
+        { log_tail "$apt_log"; die "apt-get install $* failed"; }
+}
+
+# Stop pid $1 if it still runs something matching $2: signal $3 (TERM), wait, then KILL.
+stop_pid() {
+    local pid=$1 pattern=$2 signal=${3:-TERM} waited=0
+    pid_matches "$pid" "$pattern" || return 0
+    kill "-$signal" "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((waited >= 60)); then
+            log "pid $pid ($pattern) still running after ${waited}s: KILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The local stack: a virtualenv, PostgreSQL, Redis and an Apache Kafka broker (KRaft) on 127.0.0.1.
+#
+#   stack.sh up       venv + services + migrations (what `make run` and `make test` do first)
+#   stack.sh run      up, then the app in the foreground (`make run`; Ctrl-C stops the app)
+#   stack.sh test     up, then ruff, `make lint-infra` and pytest over tests/ (`make test`)
+#   stack.sh stop     stop exactly what this stack started, by the pids in .stack/pids/ (`make stop`)
+#   stack.sh status   what is listening, and what we started
+#
+# A service already listening on its port is reused; one named by DATABASE_URL / REDIS_URL /
+# KAFKA_BOOTSTRAP_SERVERS is used as it is. Missing PostgreSQL/Redis are installed with apt-get.
+# State and logs: .stack/ (STACK_DIR). Settings: see .env.example.
+set -euo pipefail
+
+# shellcheck source=infra/scripts/stack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stack-env.sh"
+# shellcheck source=infra/scripts/stack-common.sh
+source "$REPO_ROOT/infra/scripts/stack-common.sh"
+# shellcheck source=infra/scripts/stack-postgres.sh
+source "$REPO_ROOT/infra/scripts/stack-postgres.sh"
+# shellcheck source=infra/scripts/stack-redis.sh
+source "$REPO_ROOT/infra/scripts/stack-redis.sh"
+# shellcheck source=infra/scripts/stack-kafka.sh
+source "$REPO_ROOT/infra/scripts/stack-kafka.sh"
+
+cd "$REPO_ROOT"
+
+VENV=$REPO_ROOT/.venv
+VENV_PY=$VENV/bin/python
+
+# Serialise set-ups: fd 9 holds a lock for this tree (venv, jars) and then, while services are
+# checked and started, one for the whole machine (ports, apt, clusters are shared by all clones).
+take_lock() {
+    local file=$1 what=$2
+    exec 9>>"$file"
+    if ! flock -n 9; then
+        log "waiting for $what ($file)"
+        flock -w 1800 9 || die "gave up waiting for $what"
+    fi
+}
+
+release_lock() { exec 9>&-; }
+
+find_python() {
+    local candidate
+    for candidate in ${PYTHON:-} python3 python3.11 python3.12 python3.13; do
+        command -v "$candidate" >/dev/null 2>&1 || continue
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    local python stamp=$VENV/.requirements.sha256 want
+    if [[ -d $VENV ]] && ! "$VENV_PY" -c 'import sys' >/dev/null 2>&1; then
+        log "venv: $VENV is broken, recreating it"
+        rm -rf "$VENV"
+    fi
+    if [[ ! -x $VENV_PY ]]; then
+        python=$(find_python) || die "Python >= 3.11 not found (set PYTHON=/path/to/python3.11)"
+        log "venv: creating $VENV with $python ($("$python" --version 2>&1))"
+        "$python" -m venv "$VENV"
+    fi
+    want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+    [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return 0
+    log "venv: installing requirements-dev.txt"
+    "$VENV_PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt ||
+        die "pip install -r requirements-dev.txt failed"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+install_missing_packages() {
+    local packages=()
+    postgres_needs_install && packages+=(postgresql)
+    redis_needs_install && packages+=(redis-server)
+    ((${#packages[@]} == 0)) || apt_install "${packages[@]}"
+}
+
+cmd_up() {
+    local started=$SECONDS
+    take_lock "$STACK_DIR/stack.lock" "another set-up in this tree"
+    ensure_venv
+    if ((STACK_EXTERNAL_KAFKA == 0)); then
+        check_java
+        ensure_kafka_libs
+    fi
+    take_lock /tmp/warehouse-stock-services.lock "another clone's set-up on this machine"
+    install_missing_packages
+    ensure_postgres
+    ensure_redis
+    ensure_kafka
+    release_lock
+    local out
+    out=$("$VENV_PY" -m common.migrate 2>&1) || { printf '%s\n' "$out" >&2; die "migrations failed"; }
+    log "${out##*$'\n'}"
+    log "stack ready in $((SECONDS - started))s: postgres $(redact "$DATABASE_URL"), redis $REDIS_URL," \
+        "kafka $KAFKA_BOOTSTRAP_SERVERS (logs: $STACK_LOGS)"
+}
+
+redact() { sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#' <<<"$1"; }
+
+cmd_run() {
+    cmd_up
+    if [[ ! -f functions/local_app/main.py ]]; then
+        die "functions/local_app/main.py does not exist yet: the services are up, the app is not"
+    fi
+    log "app: uvicorn functions.local_app.main:app on http://$APP_HOST:$APP_PORT (Ctrl-C stops it)"
+    # exec keeps our pid: record it so that `make stop` from another terminal stops the app too.
+    printf '%s\n' "$$" >"$STACK_PIDS/app.pid"
+    exec "$VENV/bin/uvicorn" functions.local_app.main:app --host "$APP_HOST" --port "$APP_PORT"
+}
+
+cmd_test() {
+    local status=0
+    cmd_up
+    log "ruff check"
+    "$VENV/bin/ruff" check . || status=1
+    make --no-print-directory -C "$REPO_ROOT" lint-infra || status=1
+    log "pytest $*"
+    "$VENV_PY" -m pytest "$@" || status=1
+    ((status == 0)) || log "FAILED (see above)"
+    return "$status"
+}
+
+cmd_stop() {
+    local pidfile name found=0
+    for pidfile in "$STACK_PIDS"/*.pid; do
+        [[ -f $pidfile ]] || continue
+        found=1
+        name=$(basename "$pidfile" .pid)
+        case $name in
+            app) stop_pid "$(cat "$pidfile")" uvicorn TERM && rm -f "$pidfile" ;;
+            kafka-*) stop_kafka "$pidfile" ;;
+            redis-*) stop_redis "$pidfile" ;;
+            postgres-*) stop_postgres "$pidfile" ;;
+            *) log "ignoring unknown pid file $pidfile" ;;
+        esac
+    done
+    ((found)) || log "nothing to stop (no pid files in $STACK_PIDS)"
+    log "stopped what this stack had started; services it reused were left alone"
+}
+
+cmd_status() {
+    local service port pidfile pid
+    for service in postgres:$POSTGRES_PORT redis:$REDIS_PORT kafka:$KAFKA_PORT app:$APP_PORT; do
+        port=${service#*:}
+        service=${service%%:*}
+        pidfile=$STACK_PIDS/$service-$port.pid
+        [[ $service == app ]] && pidfile=$STACK_PIDS/app.pid
+        pid=$(cat "$pidfile" 2>/dev/null) || pid=""
+        if port_open 127.0.0.1 "$port"; then
+            if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+                printf '%-9s 127.0.0.1:%-6s up (started by this stack, pid %s)\n' "$service" "$port" "$pid"
+            else
+                printf '%-9s 127.0.0.1:%-6s up (not ours: reused)\n' "$service" "$port"
+            fi
+        else
+            printf '%-9s 127.0.0.1:%-6s down\n' "$service" "$port"
+        fi
+    done
+    printf 'state: %s\n' "$STACK_DIR"
+}
+
+command=${1:-}
+[[ $# -gt 0 ]] && shift
+case $command in
+    up) cmd_up ;;
+    run) cmd_run ;;
+    test) cmd_test "$@" ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    *)
+        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac
