@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# make lint-infra: check the deployment artefacts offline, without AWS or Docker.
+#
+#   1. cfn-lint template.yaml                      (SAM schemas bundled with cfn-lint)
+#   2. docker-compose.yml against the Compose Specification JSON schema vendored in
+#      infra/compose-spec.schema.json               (check-jsonschema, no network)
+#   3. every Compose service has a healthcheck, or says why not (x-healthcheck-reason)
+#   4. Dockerfile: base image pinned to a full version, a non-root USER
+#   5. shell scripts: bash -n, and shellcheck when it is installed
+#
+# Exit status: non-zero when any step found an error. cfn-lint warnings are printed but only fail
+# the run with LINT_INFRA_STRICT=1.
+# Environment: VENV (default .venv), LINT_INFRA_STRICT, LINT_INFRA_SKIP_CFN=1 (skip step 1),
+# TEMPLATE, COMPOSE_FILE_TO_LINT, DOCKERFILE (alternative paths, for tests).
+#
+# The vendored schema is check-jsonschema's copy of compose-spec/compose-spec schema/compose-spec.json
+# (Apache-2.0); refresh it with:
+#   cp .venv/lib/python3.11/site-packages/check_jsonschema/builtin_schemas/vendor/compose-spec.json \
+#      infra/compose-spec.schema.json
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 2
+
+VENV=${VENV:-.venv}
+BIN="$VENV/bin"
+TEMPLATE=${TEMPLATE:-template.yaml}
+COMPOSE=${COMPOSE_FILE_TO_LINT:-docker-compose.yml}
+DOCKERFILE=${DOCKERFILE:-Dockerfile}
+SCHEMA=infra/compose-spec.schema.json
+
+failures=0
+fail() { echo "lint-infra: FAIL: $*" >&2; failures=$((failures + 1)); }
+step() { printf '\n== %s\n' "$*"; }
+
+for tool in python cfn-lint check-jsonschema; do
+    if [[ ! -x $BIN/$tool ]]; then
+        echo "lint-infra: $BIN/$tool is missing; install requirements-dev.txt into $VENV" >&2
+        exit 2
+    fi
+done
+
+# 1. CloudFormation / SAM ----------------------------------------------------------------------
+if [[ ${LINT_INFRA_SKIP_CFN:-0} == 1 ]]; then
+    step "cfn-lint $TEMPLATE: skipped (LINT_INFRA_SKIP_CFN=1)"
+else
+    step "cfn-lint $TEMPLATE"
+    "$BIN/cfn-lint" --format parseable -- "$TEMPLATE"
+    rc=$?
+    # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational; 1 = it crashed.
+    if (( rc & 1 || rc & 2 )); then
+        fail "cfn-lint reported errors (exit $rc)"
+    elif (( rc & 4 )); then
+        if [[ ${LINT_INFRA_STRICT:-0} == 1 ]]; then
+            fail "cfn-lint reported warnings (exit $rc, LINT_INFRA_STRICT=1)"
+        else
+            echo "cfn-lint: warnings only (exit $rc); LINT_INFRA_STRICT=1 makes them fatal"
+        fi
+    else
+        echo "cfn-lint: no findings"
+    fi
+fi
+
+# 2. Compose file against the Compose Specification -------------------------------------------
+step "check-jsonschema $COMPOSE (schema $SCHEMA)"
+if ! "$BIN/check-jsonschema" --schemafile "$SCHEMA" "$COMPOSE"; then
+    fail "$COMPOSE does not match the Compose Specification"
+fi
+
+# 3 and 4. Healthchecks, Dockerfile ------------------------------------------------------------
+step "healthchecks in $COMPOSE, base image and USER in $DOCKERFILE"
+if ! "$BIN/python" - "$COMPOSE" "$DOCKERFILE" <<'PY'
+import re
+import sys
+
+import yaml
+
+compose_path, dockerfile_path = sys.argv[1], sys.argv[2]
+problems = []
+
+with open(compose_path, encoding="utf-8") as fh:
+    compose = yaml.safe_load(fh) or {}
+services = compose.get("services") or {}
+if not services:
+    problems.append(f"{compose_path}: no services")
+for name, service in services.items():
+    service = service or {}
+    check = service.get("healthcheck") or {}
+    disabled = str(check.get("disable", "false")).lower() == "true" or check.get("test") in (["NONE"], "NONE")
+    has_check = bool(check.get("test")) and not disabled
+    reason = str(service.get("x-healthcheck-reason") or "").strip()
+    if has_check:
+        print(f"  {name}: healthcheck {check['test'] if isinstance(check['test'], str) else ' '.join(check['test'])[:70]}")
+    elif reason:
+        print(f"  {name}: no healthcheck, because: {' '.join(reason.split())[:90]}")
+    else:
+        problems.append(f"{compose_path}: service {name!r} has neither a healthcheck nor an x-healthcheck-reason")
+
+with open(dockerfile_path, encoding="utf-8") as fh:
+    lines = [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
+froms = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
+if not froms:
+    problems.append(f"{dockerfile_path}: no FROM")
+for image in froms:
+    # name:MAJOR.MINOR.PATCH[-variant] or a digest; never :latest or a bare major/minor tag.
+    if not re.search(r"(@sha256:[0-9a-f]{64}$)|(:\d+\.\d+\.\d+[\w.-]*$)", image):
+        problems.append(f"{dockerfile_path}: base image {image!r} is not pinned to a full version or digest")
+users = [line.split(None, 1)[1] for line in lines if line.upper().startswith("USER ")]
+if not users:
+    problems.append(f"{dockerfile_path}: no USER (the app would run as root)")
+elif users[-1].split(":")[0] in ("root", "0"):
+    problems.append(f"{dockerfile_path}: the final USER is root")
+else:
+    print(f"  {dockerfile_path}: FROM {', '.join(froms)}; USER {users[-1]}")
+
+for problem in problems:
+    print(f"lint-infra: {problem}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+then
+    fail "healthcheck / Dockerfile checks"
+fi
+
+# 5. Shell scripts -----------------------------------------------------------------------------
+step "shell scripts"
+shell_scripts=(infra/docker/entrypoint.sh infra/scripts/lint-infra.sh)
+for script in "${shell_scripts[@]}"; do
+    bash -n "$script" || fail "bash -n $script"
+done
+if command -v shellcheck >/dev/null 2>&1; then
+    shellcheck "${shell_scripts[@]}" || fail "shellcheck"
+    echo "shellcheck: ${shell_scripts[*]} ok"
+else
+    echo "shellcheck not installed (apt-get install shellcheck); bash -n only"
+fi
+
+echo
+if (( failures )); then
+    echo "lint-infra: $failures check(s) failed" >&2
+    exit 1
+fi
+echo "lint-infra: all checks passed"
