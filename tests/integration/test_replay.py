@@ -6,7 +6,6 @@ have arrived, exactly once, and a replay never turns a bad payload into stock.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +17,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `common` is not installed: make it importable however pytest runs
@@ -27,53 +25,22 @@ if str(ROOT) not in sys.path:  # `common` is not installed: make it importable h
 from common import cache, db, service  # noqa: E402
 from common.config import get_settings  # noqa: E402
 from common.events import Origin, parse_event  # noqa: E402
-from common.migrate import migrate  # noqa: E402
 
-DEFAULT_BASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/rel_dev"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/4"
-TABLES = ("stock", "movements", "movement_events", "rejected_events")
-
-
-def _test_database_url() -> str:
-    """DATABASE_URL's database with `_test` appended (rel_dev_test by default), never the dev one."""
-    params = psycopg.conninfo.conninfo_to_dict(os.environ.get("DATABASE_URL") or DEFAULT_BASE_URL)
-    name = str(params.get("dbname") or "rel_dev")
-    params["dbname"] = name if name.endswith("_test") else f"{name}_test"
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
-
-
-def _create_database(url: str) -> None:
-    name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
-    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # created meanwhile
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="module")
-def replay_db_url() -> str:
-    url = _test_database_url()
-    try:
-        _create_database(url)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is required for the replay tests: {exc}", pytrace=False)
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        migrate(conn)
-    return url
+TOKEN = "replay-test-token-3f9a"
 
 
 @pytest.fixture
-def conn(replay_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
+def conn(clean_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
     """Empty ledger tables; the service (pool, settings, cache client) pointed at the test database."""
-    monkeypatch.setenv("DATABASE_URL", replay_db_url)
+    monkeypatch.setenv("DATABASE_URL", clean_db)
     monkeypatch.setenv("REDIS_URL", os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     monkeypatch.delenv("DB_SECRET_ARN", raising=False)
+    monkeypatch.delenv("WEBHOOK_TOKEN", raising=False)
     get_settings.cache_clear()
     db.close_pool()
     cache.reset()
-    with psycopg.connect(replay_db_url, autocommit=True, connect_timeout=5) as connection:
-        connection.execute("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY")
+    with psycopg.connect(clean_db, autocommit=True, connect_timeout=5) as connection:
         yield connection
     db.close_pool()
     cache.reset()
@@ -217,9 +184,9 @@ def test_replay_of_an_unknown_id_replays_nothing(conn: psycopg.Connection) -> No
     assert service.replay(ids=[987654321]) == []
 
 
-def test_cli_replays_by_id_and_by_reason(conn: psycopg.Connection, replay_db_url: str) -> None:
+def test_cli_replays_by_id_and_by_reason(conn: psycopg.Connection, database_url: str) -> None:
     rejected_id, warehouse, product = refused_departure(conn)
-    env = {**os.environ, "DATABASE_URL": replay_db_url, "CACHE_ENABLED": "false"}
+    env = {**os.environ, "DATABASE_URL": database_url, "CACHE_ENABLED": "false"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -246,3 +213,161 @@ def test_cli_replays_by_id_and_by_reason(conn: psycopg.Connection, replay_db_url
 
     usage = cli()
     assert usage.returncode == 2 and "--id or --reason" in usage.stderr
+
+
+# --- POST /api/v1/rejected-events/{id}/replay ----------------------------------------------------
+
+
+def replay_client() -> Any:
+    """The replay function's own app (what its Lambda serves), in process."""
+    from fastapi.testclient import TestClient
+
+    from functions.http_common import make_app
+    from functions.replay.routes import router
+
+    return TestClient(make_app([router], lambda_mode=True), raise_server_exceptions=False)
+
+
+def replay_url(rejected_id: int | str) -> str:
+    return f"/api/v1/rejected-events/{rejected_id}/replay"
+
+
+def test_route_replays_once_then_answers_duplicate(conn: psycopg.Connection) -> None:
+    rejected_id, warehouse, product = refused_departure(conn)
+    client = replay_client()
+
+    first = client.post(replay_url(rejected_id))
+    again = client.post(replay_url(rejected_id))
+
+    assert first.status_code == 200, first.text
+    expected = {"rejected_event_id": rejected_id, "status": "applied", "reason": None, "detail": None}
+    assert first.json() == expected
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert stock_of(conn, warehouse, product) == 7
+
+
+def test_route_answers_a_refusal_that_still_stands(conn: psycopg.Connection) -> None:
+    warehouse, product = uuid.uuid4(), uuid.uuid4()
+    refused = ingest(payload(uuid.uuid4(), "departure", warehouse, product, 4))
+
+    response = replay_client().post(replay_url(refused.rejected_event_id))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["reason"]) == ("rejected", "insufficient_stock")
+    assert "exceeds the 0 on hand" in body["detail"]
+
+
+def test_route_404_for_an_unknown_id(conn: psycopg.Connection) -> None:
+    response = replay_client().post(replay_url(424242))
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"] == "rejected event 424242 not found"
+
+
+@pytest.mark.parametrize("bad_id", ["0", "-1", "abc", str(2**63), "1.5"])
+def test_route_422_for_an_id_that_cannot_exist(conn: psycopg.Connection, bad_id: str) -> None:
+    response = replay_client().post(replay_url(bad_id))
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "rejected_event_id"
+
+
+def test_route_requires_the_webhook_token_when_one_is_set(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rejected_id, warehouse, product = refused_departure(conn)
+    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    get_settings.cache_clear()
+    client = replay_client()
+
+    refused = [
+        client.post(replay_url(rejected_id)),
+        client.post(replay_url(rejected_id), headers={"Authorization": f"Bearer {TOKEN}x"}),
+        client.post(replay_url(rejected_id), headers={"Authorization": f"Bearer {TOKEN[:-1]}"}),
+        client.post(replay_url(rejected_id), headers={"Authorization": f"Basic {TOKEN}"}),
+        client.post(replay_url(rejected_id), headers={"Authorization": "Bearer"}),
+        # Checked before the path: a caller without the token learns nothing about ids.
+        client.post(replay_url("not-an-id")),
+    ]
+    for response in refused:
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert TOKEN not in response.text
+    assert stock_of(conn, warehouse, product) == 15  # nothing was replayed
+
+    allowed = client.post(replay_url(rejected_id), headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200 and allowed.json()["status"] == "applied"
+    assert stock_of(conn, warehouse, product) == 7
+
+
+def test_route_answers_503_with_retry_after_when_postgres_is_unreachable(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 1: every connection attempt is refused at once.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://warehouse:s3cret-pw@127.0.0.1:1/nowhere")
+    monkeypatch.setenv("DB_POOL_MAX", "1")
+    get_settings.cache_clear()
+    db.close_pool()
+    monkeypatch.setattr(db, "ConnectionPool", _fast_failing_pool(db.ConnectionPool))
+
+    response = replay_client().post(replay_url(1))
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+    assert "s3cret-pw" not in response.text and "Traceback" not in response.text
+
+
+def _fast_failing_pool(pool_class: Any) -> Any:
+    """The pool with a 1 s wait instead of 10 s, so the outage test stays quick."""
+
+    class FastPool(pool_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["timeout"] = 1
+            super().__init__(*args, **kwargs)
+
+    return FastPool
+
+
+def test_lambda_handler_serves_the_route(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployed entry point: an API Gateway HTTP API (payload 2.0) event through Mangum."""
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "WarehouseTest")
+    rejected_id, warehouse, product = refused_departure(conn)
+    from functions.replay.handler import handler
+
+    path = replay_url(rejected_id)
+    event = {
+        "version": "2.0",
+        "routeKey": "POST /api/v1/rejected-events/{rejected_event_id}/replay",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "api.example.test", "content-length": "0"},
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "api.example.test",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            "requestId": "replay-test-request",
+            "routeKey": "POST /api/v1/rejected-events/{rejected_event_id}/replay",
+            "stage": "$default",
+            "time": "26/Nov/2026:04:00:00 +0000",
+            "timeEpoch": 1795665600000,
+        },
+        "pathParameters": {"rejected_event_id": str(rejected_id)},
+        "isBase64Encoded": False,
+    }
+
+    class Context:
+        function_name = "replay"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:replay"
+        aws_request_id = "replay-test-request"
+
+    answer = handler(event, Context())
+
+    assert answer["statusCode"] == 200, answer
+    assert json.loads(answer["body"])["status"] == "applied"
+    assert stock_of(conn, warehouse, product) == 7
