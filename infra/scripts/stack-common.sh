@@ -5,7 +5,8 @@ STACK_PIDS=$STACK_DIR/pids
 STACK_LOGS=$STACK_DIR/logs
 mkdir -p "$STACK_PIDS" "$STACK_LOGS"
 
-log() { printf '[stack] %s\n' "$*" >&2; }
+# Messages carry the seconds since the script started.
+log() { printf '[stack +%ss] %s\n' "$SECONDS" "$*" >&2; }
 
 die() {
     printf '[stack] ERROR: %s\n' "$*" >&2
