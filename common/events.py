@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,6 +33,12 @@ def _lower_event(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _iso_timestamp(value: object) -> datetime:
     """ISO-8601 text only (no epoch numbers); a time without an offset is UTC."""
     if not isinstance(value, str):
@@ -41,8 +48,11 @@ def _iso_timestamp(value: object) -> datetime:
     except ValueError:
         raise ValueError("must be an ISO-8601 date-time string") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
 
 
 class MovementData(BaseModel):
@@ -89,7 +99,8 @@ class Envelope(BaseModel):
         },
     )
 
-    id: Annotated[StrictStr, Field(min_length=1)]
+    # Stored as text: PostgreSQL text cannot hold NUL, so it is refused here, not by a failed COPY.
+    id: Annotated[StrictStr, Field(min_length=1, max_length=512), AfterValidator(_no_nul)]
     source: StrictStr
     specversion: Literal["1.0"]
     type: Literal["ru.retail.warehouses.movement"]

@@ -33,11 +33,7 @@ DEPTH = 10_000
 # refuses, failing the whole Kafka batch). The webhook guards them itself; the Kafka path does not.
 # Tests mark these xfail(strict=True): once common/events.py is fixed they pass, the strict xfail
 # fails, and the entry must be removed here.
-KNOWN_BUGS: dict[str, str] = {
-    "escaped_nul_in_envelope_id": "parse_event accepts a NUL in `id`; COPY into movement_events fails",
-    "timestamp_past_year_9999_in_utc": "_iso_timestamp lets OverflowError out of parse_event",
-    "timestamp_before_year_1_in_utc": "_iso_timestamp lets OverflowError out of parse_event",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
