@@ -151,7 +151,8 @@ def test_globals_runtime_matches_the_dockerfile_and_environment(template) -> Non
     ):
         assert key in env, key
     assert env["DB_SECRET_ARN"] == {"Ref": "DbSecretArn"}
-    assert "DATABASE_URL" not in env, "the database URL comes from the secret only"
+    # The URL comes from the secret; the empty DATABASE_URL exists only for `sam local --env-vars`.
+    assert env["DATABASE_URL"] == ""
     assert function_globals["VpcConfig"] == {
         "SubnetIds": {"Ref": "SubnetIds"},
         "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
