@@ -31,7 +31,12 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Ware
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     batch = KafkaEvent(event)
-    result = ingest_kafka_event(batch)
+    try:
+        result = ingest_kafka_event(batch)
+    except Exception:
+        metrics.add_metric(name="KafkaBatchFailures", unit=MetricUnit.Count, value=1)
+        logger.exception("kafka batch failed, raising so the event source mapping redelivers it")
+        raise
     logger.info("kafka batch applied", extra={"event_source": batch.event_source, **result.summary()})
     metrics.add_metric(name="KafkaRecords", unit=MetricUnit.Count, value=len(result.items))
     for outcome, count in result.counts.items():
