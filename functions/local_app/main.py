@@ -25,6 +25,7 @@ from functions.get_movement.routes import router as get_movement_router
 from functions.get_stock.routes import router as get_stock_router
 from functions.http_common import RETRY_AFTER_SECONDS, doc, make_app
 from functions.list_resources.routes import router as list_router
+from functions.replay.routes import router as replay_router
 from functions.webhook.routes import router as webhook_router
 from functions.webhook.routes import schema_models as webhook_schema_models
 
@@ -177,7 +178,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = make_app(
-    [webhook_router, get_movement_router, get_stock_router, list_router, ops],
+    [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, ops],
     lambda_mode=False,
     schema_models=webhook_schema_models,
     lifespan=lifespan,
