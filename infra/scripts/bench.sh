@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make bench`: bring the local stack up, then print the benchmark table (tests/bench/run_bench.py).
+#
+#   make bench                          every row, each the median of 3 runs (about 10-15 minutes)
+#   make bench BENCH_ARGS="--soak"      also the poller's memory over 1,000,000 Kafka events
+#   bash infra/scripts/bench.sh --only ingest,cold --runs 5      arguments go to run_bench.py
+#
+# Everything runs against 127.0.0.1 only: the benchmark's own database (`bench`, created and
+# migrated by run_bench.py), Redis database 5 and fresh Kafka topics. Tools it needs and installs
+# when missing: wrk (Debian package) and, for the load generator's Kafka producer only, the
+# `crc32c` wheel in .stack/bench/pylib (without it kafka-python checksums in pure Python and the
+# producer, not the service, would be measured).
+set -euo pipefail
+
+# shellcheck source=infra/scripts/stack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stack-env.sh"
+cd "$REPO_ROOT"
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+if [[ -f infra/scripts/stack.sh ]]; then
+    bash infra/scripts/stack.sh up
+else
+    say "infra/scripts/stack.sh not found: using the services already running"
+fi
+
+PY=$REPO_ROOT/.venv/bin/python
+[[ -x $PY ]] || { say "no virtualenv at .venv (run make up)"; exit 1; }
+
+if ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk (apt-get)"
+    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null; }
+fi
+
+export BENCH_PYLIB=$STACK_DIR/bench/pylib
+PYLIB=$BENCH_PYLIB
+if ! "$PY" -c 'import crc32c' 2>/dev/null && [[ ! -d $PYLIB/crc32c ]]; then
+    say "installing crc32c into $PYLIB (for the benchmark's Kafka producer only)"
+    mkdir -p "$PYLIB"
+    "$PY" -m pip install -q --disable-pip-version-check --target "$PYLIB" crc32c ||
+        say "crc32c unavailable: the producer will checksum in pure Python (slower load generator)"
+fi
+
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+exec "$PY" tests/bench/run_bench.py ${BENCH_ARGS:-} "$@"

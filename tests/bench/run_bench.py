@@ -1,0 +1,1127 @@
+"""`make bench`: every throughput and latency figure of the service, measured in one run, one table.
+
+Rows (each the median of `--runs` runs, 3 by default, interleaved so drift hits all alike):
+
+1. ingestion through `functions.ingest_kafka.handler.handler`: MSK events of 1,000 records built
+   in advance, fresh keys per run, a realistic mix (see tests/bench/workload.py); only the
+   handler calls are timed;
+2. the ceiling: the same stream applied by bare set-based SQL (tests/bench/ceiling_sql.py) in the
+   same database, and row 1 as a share of it;
+3. Kafka end to end: 200,000 events produced to a fresh topic while the standalone poller
+   (`python -m functions.local_app.poller`, a subprocess) applies them; first produced to last
+   applied, and the poller's peak RSS from /proc (`--soak`: 1,000,000 events, RSS growth);
+4. the webhook at 64 connections (wrk, a Lua script making distinct valid events), then the
+   database checked: every 2xx event applied exactly once;
+5. GET stock on 1,000 existing keys at 64 connections, cache warm and cache off, against a no-op
+   route on the same server (tests/bench/bench_asgi.py) as the ceiling;
+6. cold start of each Lambda handler module (tests/bench/cold_start.py).
+
+Every run of a row is checked against the database (counts, stock per key) before its number is
+used: a fast wrong answer is reported as a failure, not a result. The benchmark uses a database of
+its own (BENCH_DATABASE_URL, default: DATABASE_URL's server, database `bench`, created and
+migrated here) whose ledger tables it truncates, Redis database 5 and fresh Kafka topics, all on
+127.0.0.1. Raw results: .stack/bench/results-<time>.json; logs: .stack/bench/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pickle
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from tests.bench import ceiling_sql, cold_start  # noqa: E402
+from tests.bench.workload import Workload, generate, msk_events, partition_of  # noqa: E402
+
+OUT_DIR = ROOT / ".stack" / "bench"
+LOG_DIR = OUT_DIR / "logs"
+PY = sys.executable
+LEDGER_TABLES = "stock, movements, movement_events, rejected_events"
+STOCK_PATH = "/api/v1/warehouse/{w}/products/{p}"
+WEBHOOK_PATH = "/api/v1/kafka/webhook"
+NOOP_PATH = "/bench/noop"
+
+TARGETS = {
+    "ingest_share": 0.70,
+    "kafka_eps": 15_000,
+    "soak_growth_mb": 50,
+    "webhook_eps": 1_500,
+    "stock_rps": 3_000,
+    "stock_p99_ms": 25.0,
+    "stock_share": 0.60,
+}
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    runs: int
+    events: int
+    batch: int
+    kafka_events: int
+    soak_events: int
+    http_seconds: float
+    connections: int
+    http_workers: int
+    only: set[str]
+    soak: bool
+    database_url: str
+    redis_url: str
+    bootstrap: str
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+def _loopback(url_or_hostport: str) -> None:
+    """Refuse anything but this machine: benchmarks only ever load 127.0.0.1."""
+    host = urlsplit(url_or_hostport if "//" in url_or_hostport else f"//{url_or_hostport}").hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"bench: refusing non-loopback target {host!r} (only 127.0.0.1 is benchmarked)")
+
+
+def bench_database_url() -> str:
+    """BENCH_DATABASE_URL, else DATABASE_URL's server with the database `bench`."""
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    if explicit:
+        return explicit
+    base = urlsplit(os.environ.get("DATABASE_URL", "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"))
+    return urlunsplit(base._replace(path="/bench"))
+
+
+def bench_redis_url() -> str:
+    explicit = os.environ.get("BENCH_REDIS_URL")
+    if explicit:
+        return explicit
+    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return f"{parts.scheme}://{parts.netloc}/5"
+
+
+def prepare_database(url: str) -> None:
+    """Create (CREATEDB privilege) and migrate the benchmark's own database."""
+    import psycopg
+    from psycopg import sql
+
+    from common.migrate import migrate
+
+    name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        migrate(conn)
+
+
+def child_env(cfg: Config, **extra: str) -> dict[str, str]:
+    """The environment of every process we start: our database, Redis db and broker, quiet logs."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=cfg.database_url,
+        REDIS_URL=cfg.redis_url,
+        KAFKA_BOOTSTRAP_SERVERS=cfg.bootstrap,
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("DB_SECRET_ARN", None)
+    env.update(extra)
+    return env
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(f"  -> {row.label}: {row.value} {row.verdict}", file=sys.stderr, flush=True)
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """The runs behind a median, so the noise is visible next to the number."""
+    return "runs " + " / ".join(fmt.format(v) for v in values)
+
+
+def verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- database checks ------------------------------------------------------------------------------
+
+
+def db() -> Any:
+    import psycopg
+
+    return psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=5)
+
+
+def truncate() -> None:
+    with db() as conn:
+        conn.execute(f"TRUNCATE {LEDGER_TABLES} RESTART IDENTITY")
+
+
+def check_state(work: Workload, *, origin: str | None = None) -> list[str]:
+    """Compare the tables with what the stream must leave behind; an empty list means all is right."""
+    problems = []
+    with db() as conn:
+        where = "WHERE origin = %s" if origin else ""
+        params = (origin,) if origin else ()
+        events = conn.execute(f"SELECT count(*) FROM movement_events {where}", params).fetchone()[0]
+        movements = conn.execute("SELECT count(*) FROM movements").fetchone()[0]
+        rejected = conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+        stock = {
+            (str(w), str(p)): q
+            for w, p, q in conn.execute("SELECT warehouse_id, product_id, quantity FROM stock")
+        }
+    if events != work.applied:
+        problems.append(f"{events} event rows, expected {work.applied}")
+    if movements != len(work.movements):
+        problems.append(f"{movements} movements, expected {len(work.movements)}")
+    if rejected:
+        problems.append(f"{rejected} rejected events, expected none")
+    wrong = sum(1 for k, q in work.stock.items() if stock.get(k, 0) != q)
+    extra = len(set(stock) - set(work.stock))
+    if wrong or extra:
+        problems.append(f"{wrong} stock rows differ from the expected values, {extra} unexpected rows")
+    return problems
+
+
+@contextlib.contextmanager
+def stdout_to(path: Path) -> Iterator[None]:
+    """Send fd 1 to a log while the handler runs: its log lines are part of its cost, not our output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(path, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+# --- rows 1 and 2: the ingest handler against bare SQL ---------------------------------------------
+
+
+def bench_ingest(cfg: Config, report: Report) -> None:
+    import psycopg
+
+    from functions.ingest_kafka.handler import handler
+
+    handler_eps: list[float] = []
+    ceiling_eps: list[float] = []
+    mix = ""
+    for run in range(cfg.runs):
+        seed = int(cfg.nonce, 16) + run
+        log(f"ingest run {run + 1}/{cfg.runs}: generating 2 x {cfg.events:,} events")
+        work_h = generate(cfg.events, seed=seed)
+        work_c = generate(cfg.events, seed=seed)  # the same stream over other keys
+        mix = work_h.mix()
+        events = msk_events(work_h, topic=f"bench-ingest-{cfg.nonce}", batch_size=cfg.batch)
+        staged = [
+            ceiling_sql.staged_rows(e)
+            for e in msk_events(work_c, topic=f"bench-ceiling-{cfg.nonce}", batch_size=cfg.batch)
+        ]
+
+        def run_handler(events: list[dict[str, Any]] = events, work: Workload = work_h) -> None:
+            truncate()
+            with stdout_to(LOG_DIR / "ingest-handler.log"):
+                started = time.perf_counter()
+                for event in events:
+                    handler(event, cold_start.FakeContext())
+                seconds = time.perf_counter() - started
+            problems = check_state(work)
+            if problems:
+                raise RuntimeError("ingest handler run left a wrong state: " + "; ".join(problems))
+            handler_eps.append(len(work.values) / seconds)
+            log(f"  handler {handler_eps[-1]:,.0f} events/s")
+
+        def run_ceiling(staged: list[Any] = staged, work: Workload = work_c) -> None:
+            truncate()
+            with psycopg.connect(cfg.database_url, autocommit=True) as conn:
+                seconds = ceiling_sql.apply_batches(conn, staged)
+            problems = check_state(work)
+            if problems:
+                raise RuntimeError("bare SQL run left a wrong state: " + "; ".join(problems))
+            ceiling_eps.append(len(work.values) / seconds)
+            log(f"  bare SQL {ceiling_eps[-1]:,.0f} events/s")
+
+        for step in (run_handler, run_ceiling) if run % 2 == 0 else (run_ceiling, run_handler):
+            step()
+    h, c = med(handler_eps), med(ceiling_eps)
+    share = h / c
+    report.raw["ingest"] = {"handler_eps": handler_eps, "ceiling_eps": ceiling_eps, "mix": mix}
+    report.add(
+        Row(
+            f"1. ingest handler, {cfg.events:,} events in batches of {cfg.batch:,}",
+            f"{h:,.0f} events/s",
+            note=f"{spread(handler_eps)}; {mix}",
+        )
+    )
+    report.add(
+        Row(
+            "2. bare SQL ceiling (COPY + set-based upserts); row 1 / row 2",
+            f"{c:,.0f} events/s; {100 * share:.0f} %",
+            f">= {100 * TARGETS['ingest_share']:.0f} %",
+            verdict(share >= TARGETS["ingest_share"]),
+            spread(ceiling_eps),
+        )
+    )
+
+
+# --- row 3: Kafka end to end through the standalone poller ----------------------------------------
+
+
+def _kafka_admin(cfg: Config) -> Any:
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(
+        bootstrap_servers=cfg.bootstrap, client_id="bench-admin", request_timeout_ms=15000
+    )
+
+
+def _producer_env(cfg: Config) -> dict[str, str]:
+    """kafka-python computes CRC-32C in pure Python unless the `crc32c` package is importable;
+    bench.sh puts one in .stack/bench/pylib so the load generator is not the bottleneck."""
+    env = child_env(cfg)
+    pylib = Path(os.environ.get("BENCH_PYLIB") or OUT_DIR / "pylib")
+    if pylib.is_dir():
+        env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pylib}"
+    return env
+
+
+def producer_main(data_path: str) -> int:
+    """The producer subprocess: read the stream, say ready, wait for 'go', produce it all, report.
+
+    Line protocol on stdout: `ready`, then `first <epoch>` at the first send and
+    `done <epoch> <count>` after the final flush.
+    """
+    from kafka import KafkaProducer
+
+    spec = pickle.loads(Path(data_path).read_bytes())
+    producer = KafkaProducer(
+        bootstrap_servers=spec["bootstrap"].split(","),
+        acks=1,
+        linger_ms=10,
+        batch_size=256 * 1024,
+        max_request_size=8 * 1024 * 1024,
+        client_id="bench-producer",
+    )
+    topic, partitions, rate = spec["topic"], spec["partitions"], spec.get("rate") or 0
+    producer.partitions_for(topic)
+    for key, value in spec.get("warmup", []):
+        producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
+    producer.flush()
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return 1
+    started = time.time()
+    print(f"first {started}", flush=True)
+    for i, (key, value) in enumerate(zip(spec["keys"], spec["values"], strict=True)):
+        producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
+        if rate and i % 100 == 0:
+            ahead = started + i / rate - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush()
+    print(f"done {time.time()} {len(spec['values'])}", flush=True)
+    producer.close(timeout=10)
+    return 0
+
+
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in kB from /proc/PID/status; (0, 0) once the process is gone."""
+    rss = hwm = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return rss, hwm
+
+
+def count_applied(conn: Any, topic: str) -> int:
+    return conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()[0]
+
+
+@dataclass
+class KafkaRun:
+    events: int
+    seconds: float
+    eps: float
+    produce_seconds: float
+    peak_rss_mb: float
+    rss_after_warmup_mb: float
+    rss_end_mb: float
+    rss_samples: list[tuple[float, int, float]]  # (seconds since first produced, applied, RSS MB)
+    problems: list[str]
+
+
+def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaRun:
+    """One run: fresh topic and group, poller subprocess, producer subprocess, DB polled for progress."""
+    from kafka.admin import NewTopic
+
+    topic = f"bench-{label}-{cfg.nonce}-{uuid.uuid4().hex[:6]}"
+    partitions = 3
+    work = generate(events, seed=int(uuid.uuid4().hex[:8], 16))
+    warm = generate(1, seed=1)  # one restock, applied before the clock starts: the poller is live
+    truncate()
+    admin = _kafka_admin(cfg)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-kafka-", dir=OUT_DIR))
+    data = tmp / "stream.pickle"
+    data.write_bytes(
+        pickle.dumps(
+            {
+                "bootstrap": cfg.bootstrap,
+                "topic": topic,
+                "partitions": partitions,
+                "keys": work.keys,
+                "values": work.values,
+                "warmup": list(zip(warm.keys, warm.values, strict=True)),
+            }
+        )
+    )
+    env = child_env(cfg, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"bench-{topic}", LOG_LEVEL="INFO")
+    poller_log = open(LOG_DIR / f"poller-{label}.log", "ab")  # noqa: SIM115 - closed below
+    poller = subprocess.Popen(
+        [PY, "-m", "functions.local_app.poller"], cwd=ROOT, env=env, stdout=poller_log, stderr=poller_log
+    )
+    producer = subprocess.Popen(
+        [PY, __file__, "--producer", str(data)],
+        cwd=ROOT,
+        env=_producer_env(cfg),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    samples: list[tuple[float, int, float]] = []
+    problems: list[str] = []
+    expected = work.applied + warm.applied
+    try:
+        assert producer.stdout is not None and producer.stdin is not None
+        if producer.stdout.readline().strip() != "ready":
+            raise RuntimeError("the producer did not start (see above)")
+        deadline = time.monotonic() + 60
+        with db() as conn:
+            while count_applied(conn, topic) < warm.applied:
+                if poller.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the poller did not apply the warm-up event (log: {poller_log.name})")
+                time.sleep(0.1)
+            rss_warm = rss_kb(poller.pid)[0] / 1024
+            producer.stdin.write("go\n")
+            producer.stdin.flush()
+            first = float(producer.stdout.readline().split()[1])
+            produced_at: list[float] = []
+
+            def wait_producer() -> None:
+                line = producer.stdout.readline() if producer.stdout else ""
+                if line.startswith("done"):
+                    produced_at.append(float(line.split()[1]))
+
+            waiter = threading.Thread(target=wait_producer, daemon=True)
+            waiter.start()
+            deadline = time.monotonic() + timeout
+            applied = 0
+            last_sample = 0.0
+            while True:
+                applied = count_applied(conn, topic)
+                now = time.time()
+                if now - last_sample >= 1.0 or applied >= expected:
+                    samples.append((now - first, applied, rss_kb(poller.pid)[0] / 1024))
+                    last_sample = now
+                if applied >= expected:
+                    break
+                if poller.poll() is not None:
+                    raise RuntimeError(f"the poller exited with {poller.returncode} (log: {poller_log.name})")
+                if time.monotonic() > deadline:
+                    problems.append(f"timed out after {timeout:.0f} s with {applied:,}/{expected:,} applied")
+                    break
+                time.sleep(0.05)
+            finished = time.time()
+            rss_end, hwm = rss_kb(poller.pid)
+        waiter.join(10)
+    finally:
+        for proc in (producer, poller):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (producer, poller):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        poller_log.close()
+        with contextlib.suppress(Exception):
+            admin.delete_topics([topic])
+        admin.close()
+        data.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+    combined = Workload(
+        values=work.values + warm.values,
+        keys=work.keys + warm.keys,
+        kinds=work.kinds + warm.kinds,
+        stock={**work.stock, **warm.stock},
+        movements=work.movements | warm.movements,
+    )
+    if not problems:
+        problems = check_state(combined)
+    seconds = finished - first
+    return KafkaRun(
+        events=events,
+        seconds=seconds,
+        eps=(applied - warm.applied) / seconds if seconds > 0 else 0.0,
+        produce_seconds=(produced_at[0] - first) if produced_at else float("nan"),
+        peak_rss_mb=hwm / 1024,
+        rss_after_warmup_mb=rss_warm,
+        rss_end_mb=rss_end / 1024,
+        rss_samples=samples,
+        problems=problems,
+    )
+
+
+def bench_kafka(cfg: Config, report: Report) -> None:
+    runs: list[KafkaRun] = []
+    for run in range(cfg.runs):
+        log(f"kafka e2e run {run + 1}/{cfg.runs}: {cfg.kafka_events:,} events")
+        result = kafka_e2e(cfg, cfg.kafka_events, label="e2e", timeout=max(120.0, cfg.kafka_events / 500))
+        if result.problems:
+            raise RuntimeError("kafka e2e run failed: " + "; ".join(result.problems))
+        log(
+            f"  {result.eps:,.0f} events/s (produced in {result.produce_seconds:.1f} s), "
+            f"poller peak RSS {result.peak_rss_mb:.0f} MB"
+        )
+        runs.append(result)
+    eps = [r.eps for r in runs]
+    report.raw["kafka"] = [asdict(r) for r in runs]
+    report.add(
+        Row(
+            f"3. Kafka e2e, {cfg.kafka_events:,} events via the standalone poller; poller peak RSS",
+            f"{med(eps):,.0f} events/s; {med([r.peak_rss_mb for r in runs]):.0f} MB",
+            f">= {TARGETS['kafka_eps']:,} events/s",
+            verdict(med(eps) >= TARGETS["kafka_eps"]),
+            f"{spread(eps)}; producer done after {med([r.produce_seconds for r in runs]):.1f} s",
+        )
+    )
+    if cfg.soak:
+        log(f"kafka soak: {cfg.soak_events:,} events")
+        soak = kafka_e2e(cfg, cfg.soak_events, label="soak", timeout=max(600.0, cfg.soak_events / 300))
+        report.raw["soak"] = asdict(soak)
+        growth = soak.rss_end_mb - soak.rss_after_warmup_mb
+        report.add(
+            Row(
+                f"3s. soak, {cfg.soak_events:,} events: poller RSS after warm-up -> end (peak)",
+                f"{soak.rss_after_warmup_mb:.0f} -> {soak.rss_end_mb:.0f} MB (+{growth:.0f}, peak "
+                f"{soak.peak_rss_mb:.0f}); {soak.eps:,.0f} events/s",
+                f"growth < {TARGETS['soak_growth_mb']} MB",
+                verdict(growth < TARGETS["soak_growth_mb"] and not soak.problems),
+                "; ".join(soak.problems) or "state checked",
+            )
+        )
+
+
+# --- rows 4 and 5: HTTP with wrk ------------------------------------------------------------------
+
+WEBHOOK_LUA = r"""
+-- Distinct valid events: alternately an arrival and a 1-unit departure of a new movement on one
+-- of the pre-stocked keys (so no departure can ever be refused). Ids: nonce-thread-counter.
+counter, ok2xx, bad = 0, 0, 0
+local keys, threads = {}, {}
+
+function setup(thread)
+  threads[#threads + 1] = thread
+  thread:set("tid", #threads)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local w, p = line:match("(%S+) (%S+)")
+    keys[#keys + 1] = {w, p}
+  end
+  nonce = args[2]
+  math.randomseed(tid * 7919 + os.time())
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local k = keys[math.random(#keys)]
+  local id = string.format("%s-%04x-4000-8000-%012x", nonce, tid, counter)
+  local kind, qty = "arrival", math.random(1, 100)
+  if counter % 2 == 0 then kind, qty = "departure", 1 end
+  local body = string.format(
+    '{"id":"%s","source":"WH-0001","specversion":"1.0","type":"ru.retail.warehouses.movement",' ..
+    '"datacontenttype":"application/json","time":1739865600000,"subject":"WH-0001:%s",' ..
+    '"destination":"ru.retail.warehouses","data":{"movement_id":"%s","warehouse_id":"%s",' ..
+    '"timestamp":"2025-02-18T08:00:00Z","event":"%s","product_id":"%s","quantity":%d}}',
+    id, kind:upper(), id, k[1], kind, k[2], qty)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+STOCK_LUA = r"""
+-- GET stock on the existing keys, picked at random.
+counter, ok2xx, bad = 0, 0, 0
+local paths, threads = {}, {}
+
+function setup(thread)
+  threads[#threads + 1] = thread
+  thread:set("tid", #threads)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(tid * 7919 + os.time())
+end
+
+function request()
+  counter = counter + 1
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+COMMON_LUA = r"""
+function response(status, headers, body)
+  if status >= 200 and status < 300 then
+    ok2xx = ok2xx + 1
+  else
+    bad = bad + 1
+    if bad <= 3 then io.stderr:write("non-2xx " .. status .. ": " .. (body or ""):sub(1, 300) .. "\n") end
+  end
+end
+
+function done(summary, latency, requests)
+  local generated, good, nbad = 0, 0, 0
+  for _, t in ipairs(threads) do
+    generated = generated + t:get("counter")
+    good = good + t:get("ok2xx")
+    nbad = nbad + t:get("bad")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"generated":%d,"ok2xx":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    generated, good, nbad, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    generated: int
+    ok2xx: int
+    non2xx: int
+    socket_errors: int
+
+
+def ensure_wrk() -> str:
+    """wrk's path, installing Debian's package when it is missing (we run as root)."""
+    import shutil
+
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk not found: apt-get install -y wrk")
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True, timeout=300)
+    found = shutil.which("wrk")
+    if not found:
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True, timeout=300)
+        found = shutil.which("wrk") or "wrk"
+    return found
+
+
+def run_wrk(
+    url: str, script: str, args: list[str], *, connections: int, seconds: float, threads: int = 2
+) -> WrkResult:
+    """One wrk run; the Lua `done` hook prints the numbers as JSON on a BENCH_JSON line."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", dir=OUT_DIR, delete=False) as f:
+        f.write(script + COMMON_LUA)
+        lua = f.name
+    try:
+        cmd = [
+            ensure_wrk(),
+            f"-t{min(threads, connections)}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            lua,
+            url,
+            "--",
+            *args,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    finally:
+        os.unlink(lua)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    if proc.stderr.strip():
+        log("wrk: " + proc.stderr.strip()[:500])
+    data = json.loads(line.split(" ", 1)[1])
+    return WrkResult(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        requests=data["requests"],
+        generated=data["generated"],
+        ok2xx=data["ok2xx"],
+        non2xx=data["non2xx"],
+        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn serving tests.bench.bench_asgi:app (the local app + /bench/noop) on 127.0.0.1."""
+
+    def __init__(self, cfg: Config, *, workers: int, cache: bool) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = child_env(cfg, APP_MODE="webhook", CACHE_ENABLED="true" if cache else "false")
+        self.log = open(LOG_DIR / f"uvicorn-{'cache' if cache else 'nocache'}.log", "ab")  # noqa: SIM115
+        cmd = [
+            PY,
+            "-m",
+            "uvicorn",
+            "tests.bench.bench_asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"uvicorn did not come up (log: {self.log.name})")
+            time.sleep(0.25)
+        # Every worker imports lazily on its first requests: warm them all before measuring.
+        for _ in range(50 * workers):
+            with contextlib.suppress(OSError), urllib.request.urlopen(self.base + NOOP_PATH, timeout=5):
+                pass
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def seed_stock_keys(count: int, quantity: int) -> list[tuple[str, str]]:
+    """`count` stock keys with `quantity` on hand each, applied through the ledger itself."""
+    from common.events import Origin, parse_event
+    from common.service import ingest
+
+    work = generate(count, seed=7, duplicate_ratio=0.0, departure_ratio=0.0, warehouses=40, products=count)
+    keys = sorted(work.stock)
+    items = []
+    for i, (w, p) in enumerate(keys):
+        body = {
+            "id": str(uuid.uuid4()),
+            "source": "WH-SEED",
+            "specversion": "1.0",
+            "type": "ru.retail.warehouses.movement",
+            "data": {
+                "movement_id": str(uuid.uuid4()),
+                "warehouse_id": w,
+                "product_id": p,
+                "event": "arrival",
+                "quantity": quantity,
+                "timestamp": f"2025-01-01T00:00:{i % 60:02d}Z",
+            },
+        }
+        # A Kafka origin keeps the seed apart from the webhook's own events in the checks.
+        items.append(parse_event(json.dumps(body), Origin.kafka("bench-seed", 0, i)))
+    for start in range(0, len(items), 500):
+        outcomes = ingest(items[start : start + 500])
+        assert all(o.status == "applied" for o in outcomes), "seeding stock failed"
+    return keys
+
+
+def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult) -> tuple[int, list[str]]:
+    """Exactly once: each 2xx event is one log row, no more rows than requests, stock = seed + log."""
+    problems = []
+    time.sleep(1.0)  # requests in flight when wrk stopped finish on the server
+    with db() as conn:
+        applied = conn.execute("SELECT count(*) FROM movement_events WHERE origin = 'webhook'").fetchone()[0]
+        rows = conn.execute(
+            """
+            SELECT s.warehouse_id::text, s.product_id::text, s.quantity,
+                   coalesce(sum(CASE e.event WHEN 'arrival' THEN e.quantity ELSE -e.quantity END), 0)
+            FROM stock s LEFT JOIN movement_events e
+              ON e.warehouse_id = s.warehouse_id AND e.product_id = s.product_id AND e.origin = 'webhook'
+            GROUP BY 1, 2, 3
+            """
+        ).fetchall()
+        rejected = conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+    if not result.ok2xx <= applied <= result.generated:
+        problems.append(f"{applied} applied but {result.ok2xx} answered 2xx and {result.generated} generated")
+    if result.non2xx or result.socket_errors:
+        problems.append(f"{result.non2xx} non-2xx answers, {result.socket_errors} socket errors")
+    if rejected:
+        problems.append(f"{rejected} rejected events")
+    wrong = sum(1 for w, p, q, delta in rows if q != seeded.get((w, p), 0) + delta)
+    if wrong:
+        problems.append(f"{wrong} stock rows differ from seed + logged events")
+    return applied, problems
+
+
+def single_connection_latency(base: str, path: str) -> WrkResult:
+    """One connection, keep-alive: ~40 ms here would be Nagle's algorithm (uvicorn issue #3149)."""
+    return run_wrk(
+        base + path, STOCK_LUA, [_paths_file("single", [path])], connections=1, seconds=3, threads=1
+    )
+
+
+def _paths_file(name: str, paths: list[str]) -> str:
+    path = OUT_DIR / f"paths-{name}.txt"
+    path.write_text("\n".join(paths) + "\n")
+    return str(path)
+
+
+def bench_http(cfg: Config, report: Report) -> None:
+    """Rows 4 and 5 on one server (cache on), then a second server with CACHE_ENABLED=false."""
+    truncate()
+    seed_quantity = 10_000_000
+    keys = seed_stock_keys(1000, seed_quantity)
+    seeded = dict.fromkeys(keys, seed_quantity)
+    keys_file = OUT_DIR / "keys.txt"
+    keys_file.write_text("".join(f"{w} {p}\n" for w, p in keys))
+    stock_paths = _paths_file("stock", [STOCK_PATH.format(w=w, p=p) for w, p in keys])
+    secs, conns = cfg.http_seconds, cfg.connections
+    webhook: list[WrkResult] = []
+    warm: list[WrkResult] = []
+    noop: list[WrkResult] = []
+    cold: list[WrkResult] = []
+    applied_total = 0
+    with Server(cfg, workers=cfg.http_workers, cache=True) as server:
+        single = single_connection_latency(server.base, NOOP_PATH)
+        report.raw["single_connection"] = asdict(single)
+        log(
+            f"single connection, keep-alive: p50 {single.p50_ms:.2f} ms, p99 {single.p99_ms:.2f} ms "
+            f"({cfg.http_workers} uvicorn worker(s))"
+        )
+        if single.p50_ms > 20:
+            report.notes.append(
+                f"single-connection p50 is {single.p50_ms:.1f} ms: Nagle's algorithm is on (uvicorn #3149)"
+            )
+        # Fill the cache: every key read once (wrk with the same paths, a short pass).
+        run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=2)
+        for run in range(cfg.runs):
+            log(f"http run {run + 1}/{cfg.runs}")
+            before = applied_total
+            webhook.append(
+                run_wrk(
+                    server.base + WEBHOOK_PATH,
+                    WEBHOOK_LUA,
+                    [str(keys_file), f"{cfg.nonce[:4]}{run:04x}"],
+                    connections=conns,
+                    seconds=secs,
+                )
+            )
+            applied_total, problems = check_webhook(seeded, webhook[-1])
+            if problems:
+                raise RuntimeError("webhook run left a wrong state: " + "; ".join(problems))
+            log(
+                f"  webhook {webhook[-1].rps:,.0f}/s p99 {webhook[-1].p99_ms:.1f} ms, "
+                f"{applied_total - before:,} applied, checked"
+            )
+            warm.append(run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
+            noop.append(
+                run_wrk(
+                    server.base + NOOP_PATH,
+                    STOCK_LUA,
+                    [_paths_file("noop", [NOOP_PATH])],
+                    connections=conns,
+                    seconds=secs,
+                )
+            )
+            log(
+                f"  stock warm {warm[-1].rps:,.0f}/s p99 {warm[-1].p99_ms:.1f} ms; "
+                f"noop {noop[-1].rps:,.0f}/s p99 {noop[-1].p99_ms:.1f} ms"
+            )
+    with Server(cfg, workers=cfg.http_workers, cache=False) as server:
+        for run in range(cfg.runs):
+            cold.append(run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
+            log(f"  stock, cache off, run {run + 1}: {cold[-1].rps:,.0f}/s p99 {cold[-1].p99_ms:.1f} ms")
+    for name, results in (
+        ("webhook", webhook),
+        ("stock_warm", warm),
+        ("noop", noop),
+        ("stock_cache_off", cold),
+    ):
+        report.raw[name] = [asdict(r) for r in results]
+        bad = [r for r in results if r.non2xx or r.socket_errors]
+        if bad:
+            raise RuntimeError(
+                f"{name}: {bad[0].non2xx} non-2xx answers, {bad[0].socket_errors} socket errors"
+            )
+
+    def m(results: list[WrkResult], attr: str) -> float:
+        return med([getattr(r, attr) for r in results])
+
+    wh_rps = m(webhook, "rps")
+    report.add(
+        Row(
+            f"4. webhook, {conns} connections, {secs:g} s: events/s, p50 / p99",
+            f"{wh_rps:,.0f}/s; {m(webhook, 'p50_ms'):.1f} / {m(webhook, 'p99_ms'):.1f} ms",
+            f">= {TARGETS['webhook_eps']:,}/s, all 2xx, each applied once",
+            verdict(wh_rps >= TARGETS["webhook_eps"]),
+            f"{spread([r.rps for r in webhook])}; all 2xx; DB: {applied_total:,} applied, "
+            f"stock = seed + log for every key",
+        )
+    )
+    w_rps, n_rps = m(warm, "rps"), m(noop, "rps")
+    share = w_rps / n_rps
+    report.add(
+        Row(
+            f"5a. GET stock, cache warm, 1,000 keys, {conns} connections",
+            f"{w_rps:,.0f}/s; {m(warm, 'p50_ms'):.1f} / {m(warm, 'p99_ms'):.1f} ms; "
+            f"{100 * share:.0f} % of no-op",
+            f">= {TARGETS['stock_rps']:,}/s, p99 < {TARGETS['stock_p99_ms']:g} ms, "
+            f">= {100 * TARGETS['stock_share']:.0f} % of no-op",
+            verdict(
+                w_rps >= TARGETS["stock_rps"]
+                and m(warm, "p99_ms") < TARGETS["stock_p99_ms"]
+                and share >= TARGETS["stock_share"]
+            ),
+            spread([r.rps for r in warm]),
+        )
+    )
+    report.add(
+        Row(
+            "5b. GET stock, cache off (CACHE_ENABLED=false)",
+            f"{m(cold, 'rps'):,.0f}/s; {m(cold, 'p50_ms'):.1f} / {m(cold, 'p99_ms'):.1f} ms",
+            note=spread([r.rps for r in cold]),
+        )
+    )
+    report.add(
+        Row(
+            "5c. ceiling: same server, constant JSON from /bench/noop",
+            f"{n_rps:,.0f}/s; {m(noop, 'p50_ms'):.1f} / {m(noop, 'p99_ms'):.1f} ms",
+            note=f"{spread([r.rps for r in noop])}; single connection p50 {single.p50_ms:.2f} ms",
+        )
+    )
+
+
+# --- row 6: cold starts ---------------------------------------------------------------------------
+
+
+def bench_cold(cfg: Config, report: Report) -> None:
+    results = cold_start.measure_all(child_env(cfg, LOG_LEVEL="WARNING"), runs=cfg.runs)
+    report.raw["cold_start"] = [[asdict(best), [asdict(s) for s in runs]] for best, runs in results]
+    for best, _runs in results:
+        name = best.module.removeprefix("functions.").removesuffix(".handler")
+        if best.status.startswith(("failed", "no sample")):
+            report.add(Row(f"6. cold start {name}", best.status))
+            continue
+        report.add(
+            Row(
+                f"6. cold start {name} ({best.event})",
+                f"{best.total_ms:,.0f} ms",
+                note=f"import {best.import_ms:,.0f} + first call {best.first_call_ms:,.0f} ms "
+                f"(+ interpreter {best.interpreter_ms:,.0f} ms); answer {best.status}",
+            )
+        )
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def render(report: Report, cfg: Config, started: float) -> str:
+    headers = ("measurement", f"median of {cfg.runs}", "target", "", "notes")
+    rows = [(r.label, r.value, r.target, r.verdict, r.note) for r in report.rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers[:4])]
+    lines = [
+        f"make bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"{time.time() - started:.0f} s; every row: median of {cfg.runs} runs, each checked against the DB",
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(headers[:4], widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)).rstrip())
+        if row[4]:
+            lines.append(" " * 4 + row[4])
+    lines.extend(f"note: {n}" for n in report.notes)
+    return "\n".join(lines)
+
+
+ROWS: dict[str, Callable[[Config, Report], None]] = {
+    "ingest": bench_ingest,
+    "kafka": bench_kafka,
+    "http": bench_http,
+    "cold": bench_cold,
+}
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per row; the table shows their median (3)")
+    p.add_argument("--only", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
+    p.add_argument("--events", type=int, default=100_000, help="rows 1-2: events per run (100,000)")
+    p.add_argument("--batch", type=int, default=1000, help="rows 1-2: records per handler call (1,000)")
+    p.add_argument("--kafka-events", type=int, default=200_000, help="row 3: events per run (200,000)")
+    p.add_argument("--soak", action="store_true", help="also row 3s: poller memory over --soak-events")
+    p.add_argument("--soak-events", type=int, default=1_000_000)
+    p.add_argument("--seconds", type=float, default=10, help="rows 4-5: seconds per wrk run (10)")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--http-workers", type=int, default=2, help="uvicorn worker processes (2: one per core)")
+    p.add_argument("--producer", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.producer:
+        sys.exit(producer_main(args.producer))
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(ROWS)
+    if unknown:
+        p.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    if args.soak:
+        only.add("kafka")
+    cfg = Config(
+        runs=args.runs,
+        events=args.events,
+        batch=args.batch,
+        kafka_events=args.kafka_events,
+        soak_events=args.soak_events,
+        http_seconds=args.seconds,
+        connections=args.connections,
+        http_workers=args.http_workers,
+        only=only,
+        soak=args.soak,
+        database_url=bench_database_url(),
+        redis_url=bench_redis_url(),
+        bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    )
+    for target in (cfg.database_url.replace("postgresql://", "//"), cfg.redis_url, *cfg.bootstrap.split(",")):
+        _loopback(target if "//" in target else target.strip())
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # In-process rows use the same configuration as the processes we start.
+    os.environ.update(
+        DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url, KAFKA_BOOTSTRAP_SERVERS=cfg.bootstrap
+    )
+    os.environ.pop("DB_SECRET_ARN", None)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    started = time.time()
+    prepare_database(cfg.database_url)
+    report = Report()
+    failed = False
+    for name, bench in ROWS.items():
+        if name not in cfg.only:
+            continue
+        try:
+            bench(cfg, report)
+        except Exception as exc:  # one broken row must not hide the others
+            failed = True
+            log(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+            report.add(Row(f"{name}", f"FAILED: {type(exc).__name__}: {str(exc)[:200]}"))
+    table = render(report, cfg, started)
+    out = OUT_DIR / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "config": {k: v for k, v in asdict(cfg).items() if k != "only"} | {"only": sorted(cfg.only)},
+                "rows": [asdict(r) for r in report.rows],
+                "raw": report.raw,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    print(table)
+    print(f"\nraw results: {out.relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
