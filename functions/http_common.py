@@ -15,6 +15,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
@@ -123,7 +124,10 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 def error_response(
     status_code: int, detail: str, *, request: Request | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    request_id = request.scope.get("state", {}).get("request_id") if request is not None else None
+    """An ErrorBody response; the request id only on 5xx, where the client needs it to report ours."""
+    request_id = None
+    if request is not None and status_code >= 500:
+        request_id = request.scope.get("state", {}).get("request_id")
     return JSONResponse({"detail": detail, "request_id": request_id}, status_code, headers=headers)
 
 
@@ -347,10 +351,15 @@ def lambda_handler(routers: Sequence[APIRouter], *, service: str) -> tuple[Lambd
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
     from mangum import Mangum
 
+    # Read-only functions add no metric of their own: an empty flush is expected, not news.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     powertools_logger = Logger(service=service)
-    copy_config_to_registered_loggers(
-        source_logger=powertools_logger, include={"common", "functions", "mangum"}
-    )
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        # Our modules' log lines as Powertools JSON with the correlation id. Only inside Lambda:
+        # it detaches those loggers from the root logger, which test runners rely on.
+        copy_config_to_registered_loggers(
+            source_logger=powertools_logger, include={"common", "functions", "mangum"}
+        )
     metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Warehouse"), service=service)
     tracer = Tracer(service=service)  # disabled outside Lambda and with POWERTOOLS_TRACE_DISABLED
     # HTTP API with the $default stage: no stage prefix to strip from the path.
