@@ -209,6 +209,19 @@ def test_sam_transform_expands_the_template(monkeypatch) -> None:
     assert len(permissions) == len(ROUTES)
 
 
+def test_sample_api_events_match_template_routes() -> None:
+    """infra/events/apigw_*.json (for `sam local invoke`) are payload 2.0 events of declared routes."""
+    samples = sorted((ROOT / "infra" / "events").glob("apigw_*.json"))
+    if not samples:
+        pytest.skip("no infra/events/apigw_*.json yet")
+    for sample in samples:
+        event = json.loads(sample.read_text())
+        assert event["version"] == "2.0", sample.name
+        method, _, path = event["routeKey"].partition(" ")
+        assert (method, path) in ROUTES, f"{sample.name}: {event['routeKey']} is not a template route"
+        assert event["requestContext"]["http"]["method"] == method, sample.name
+
+
 def test_api_url_output(template) -> None:
     url = template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
     assert url.startswith("https://${HttpApi}.execute-api.${AWS::Region}.")
