@@ -41,5 +41,6 @@ if ! "$PY" -c 'import crc32c' 2>/dev/null && [[ ! -d $PYLIB/crc32c ]]; then
         say "crc32c unavailable: the producer will checksum in pure Python (slower load generator)"
 fi
 
+# loadtest.sh reuses this set-up with its own entry point.
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-exec "$PY" tests/bench/run_bench.py ${BENCH_ARGS:-} "$@"
+exec "$PY" "${BENCH_ENTRY:-tests/bench/run_bench.py}" ${BENCH_ARGS:-} "$@"

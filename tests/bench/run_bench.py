@@ -105,7 +105,9 @@ def bench_database_url() -> str:
     explicit = os.environ.get("BENCH_DATABASE_URL")
     if explicit:
         return explicit
-    base = urlsplit(os.environ.get("DATABASE_URL", "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"))
+    base = urlsplit(
+        os.environ.get("DATABASE_URL", "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse")
+    )
     return urlunsplit(base._replace(path="/bench"))
 
 
