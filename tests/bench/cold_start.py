@@ -62,14 +62,17 @@ def handler_modules() -> list[str]:
 
 
 def sample_event(module: str) -> Path | None:
-    """The module's sample event: infra/events/<function>*.json, the MSK one for Kafka ingestion."""
+    """The module's sample event in infra/events/: `apigw_<function>*.json` for the HTTP functions
+    (`apigw_list_*` for list_resources), `msk.json` for Kafka ingestion."""
     name = module.split(".")[1]
-    candidates = sorted(EVENTS_DIR.glob(f"{name}*.json")) + sorted(
-        EVENTS_DIR.glob(f"{name.replace('_', '-')}*.json")
-    )
-    if not candidates and name == "ingest_kafka":
-        candidates = [EVENTS_DIR / "msk.json"]
-    return candidates[0] if candidates and candidates[0].is_file() else None
+    patterns = [f"{name}*.json", f"apigw_{name}*.json", f"apigw_{name.split('_')[0]}_*.json"]
+    if name == "ingest_kafka":
+        patterns.insert(0, "msk.json")
+    for pattern in patterns:
+        found = sorted(EVENTS_DIR.glob(pattern))
+        if found:
+            return found[0]
+    return None
 
 
 def _child(module: str, event_path: str, out: str, started_ns: int) -> None:
