@@ -19,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
 from common.kafka_batch import ingest_kafka_event
@@ -34,12 +35,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     try:
         result = ingest_kafka_event(batch)
     except Exception:
-        metrics.add_metric(name="KafkaBatchFailures", unit=MetricUnit.Count, value=1)
+        _metric("KafkaBatchFailures", 1)
         logger.exception("kafka batch failed, raising so the event source mapping redelivers it")
         raise
     logger.info("kafka batch applied", extra={"event_source": batch.event_source, **result.summary()})
-    metrics.add_metric(name="KafkaRecords", unit=MetricUnit.Count, value=len(result.items))
+    _metric("KafkaRecords", len(result.items))
     for outcome, count in result.counts.items():
-        metrics.add_metric(name=f"KafkaRecords_{outcome}", unit=MetricUnit.Count, value=count)
-    metrics.add_metric(name="KafkaBatchSeconds", unit=MetricUnit.Seconds, value=result.seconds)
+        _metric(f"KafkaRecords_{outcome}", count)
+    _metric("KafkaBatchSeconds", result.seconds, MetricUnit.Seconds)
     return {"batchItemFailures": []}
+
+
+def _metric(name: str, value: float, unit: MetricUnit = MetricUnit.Count) -> None:
+    # With POWERTOOLS_METRICS_DISABLED (the local poller) Powertools skips the flush but keeps
+    # the values, and prints them anyway once 100 pile up: do not add them at all.
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=unit, value=value)

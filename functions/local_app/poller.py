@@ -35,10 +35,13 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-# Consumer settings chosen so a poll of `kafka_batch_size` records is usually full: one fetch
-# may bring up to 4 MiB per partition (1000 envelopes are ~0.5 MB), 64 MiB per request.
-FETCH_MAX_BYTES = 64 * 1024 * 1024
-MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+# Fetch sizing so a poll of `kafka_batch_size` records is full: an envelope is ~0.5 KB, so 1 KiB
+# per record of the batch per partition (at least kafka-python's 1 MiB default). Measured on 20,000
+# events: 256 KiB per partition is ~40% slower (polls wait for fetches), 4 MiB no faster than 1 MiB
+# and slower to the first batch (a bigger first fetch to decode).
+FETCH_BYTES_PER_RECORD = 1024
+MIN_PARTITION_FETCH_BYTES = 1024 * 1024
+FETCH_MAX_BYTES = 50 * 1024 * 1024
 # A killed poller's partitions are handed over after this long (the broker's minimum is 6 s);
 # heartbeats come from a background thread, so a slow batch does not expire the session.
 SESSION_TIMEOUT_MS = 10_000
@@ -220,7 +223,9 @@ class Poller:
             "auto_offset_reset": "earliest",
             "max_poll_records": s.kafka_batch_size,
             "fetch_max_bytes": FETCH_MAX_BYTES,
-            "max_partition_fetch_bytes": MAX_PARTITION_FETCH_BYTES,
+            "max_partition_fetch_bytes": max(
+                MIN_PARTITION_FETCH_BYTES, s.kafka_batch_size * FETCH_BYTES_PER_RECORD
+            ),
             "check_crcs": CHECK_CRCS,
             "session_timeout_ms": SESSION_TIMEOUT_MS,
             "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
