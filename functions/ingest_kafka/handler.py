@@ -15,6 +15,7 @@ nothing twice (applied events come back as duplicates, a Kafka record is parked 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -27,6 +28,8 @@ from common.kafka_batch import ingest_kafka_event
 # The deployment names service and namespace (POWERTOOLS_*); the defaults keep local runs valid.
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "warehouse-stock"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "WarehouseStock"))
+# Metrics switched off (the local poller) leave the set empty on purpose; no warning per batch.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
