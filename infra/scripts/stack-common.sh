@@ -22,10 +22,36 @@ log_tail() {
     fi
 }
 
-# Is something accepting TCP connections on host:port?
+# Does something listen on host:port? For 127.0.0.1 this reads the kernel's socket tables instead
+# of connecting: polling a port in the ephemeral range with connect() can connect a socket to
+# itself, which both fakes a listener and keeps the real server from binding the port.
 port_open() {
-    # shellcheck disable=SC2016  # $1 and $2 expand in the inner bash
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+    local host=$1 port=$2
+    if [[ $host == 127.0.0.1 || $host == localhost ]]; then
+        awk -v port="$(printf '%04X' "$port")" '
+            $4 == "0A" {
+                split($2, local_addr, ":")
+                if (local_addr[2] == port && local_addr[1] ~ /^(0100007F|0+|0+10+|0+FFFF00000100007F)$/)
+                    found = 1
+            }
+            END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    else
+        # shellcheck disable=SC2016  # $1 and $2 expand in the inner bash
+        timeout --foreground 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null
+    fi
+}
+
+# Ports in the kernel's ephemeral range can be taken at any moment by some client's outgoing
+# connection, and then a server cannot bind them: say so.
+warn_ephemeral_ports() {
+    local low high port
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+    for port in "$@"; do
+        if ((port >= low && port <= high)); then
+            log "warning: port $port is in the ephemeral range $low-$high (net.ipv4.ip_local_port_range);" \
+                "a server may fail to bind it while a client connection uses it"
+        fi
+    done
 }
 
 # Does pid $1 run a process whose command line contains $2?

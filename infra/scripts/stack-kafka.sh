@@ -12,8 +12,8 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:-"-Xms256m -Xmx1g"}
 # Run a Kafka command-line tool class (at most 2 minutes); its logging goes to stderr at WARN.
 # A short-lived JVM starts faster with the C1 compiler only and the serial collector.
 kafka_tool() {
-    timeout 120 java -Xms64m -Xmx512m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.configurationFile="$REPO_ROOT/infra/kafka/tools-log4j2.yaml" \
-        -cp "$KAFKA_LIBS/*" "$@" 9>&-
+    timeout --foreground 120 java -Xms64m -Xmx512m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+        -Dlog4j2.configurationFile="$REPO_ROOT/infra/kafka/tools-log4j2.yaml" -cp "$KAFKA_LIBS/*" "$@" 9>&-
 }
 
 check_java() {
@@ -70,6 +70,7 @@ start_kafka() {
     if port_open 127.0.0.1 "$KAFKA_CONTROLLER_PORT"; then
         die "KRaft controller port 127.0.0.1:$KAFKA_CONTROLLER_PORT is taken: set KAFKA_CONTROLLER_PORT"
     fi
+    warn_ephemeral_ports "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
     mkdir -p "$dir"
     write_kafka_properties "$props" "$data"
     if [[ ! -f $data/meta.properties ]]; then

@@ -58,6 +58,7 @@ ensure_postgres() {
 
 start_postgres() {
     local bindir cluster data logfile pid
+    warn_ephemeral_ports "$POSTGRES_PORT"
     bindir=$(pg_bindir) || die "no PostgreSQL >= $PG_MIN_MAJOR server found under /usr/lib/postgresql"
     [[ $EUID -eq 0 ]] || die "starting PostgreSQL as the postgres user needs root; or set DATABASE_URL"
     id postgres >/dev/null 2>&1 || die "no 'postgres' OS user (is the postgresql package installed?)"

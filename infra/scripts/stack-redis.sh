@@ -15,6 +15,7 @@ ensure_redis() {
         log "redis: reusing the server on 127.0.0.1:$REDIS_PORT"
         return 0
     fi
+    warn_ephemeral_ports "$REDIS_PORT"
     command -v redis-server >/dev/null || die "redis-server not found"
     mkdir -p "$STACK_DIR/redis"
     log "redis: starting on 127.0.0.1:$REDIS_PORT (log $logfile)"

@@ -132,7 +132,13 @@ cmd_stop() {
         found=1
         name=$(basename "$pidfile" .pid)
         case $name in
-            app) stop_pid "$(cat "$pidfile")" uvicorn TERM && rm -f "$pidfile" ;;
+            app)
+                if pid_matches "$(cat "$pidfile")" uvicorn; then
+                    log "app: stopping pid $(cat "$pidfile")"
+                    stop_pid "$(cat "$pidfile")" uvicorn TERM
+                fi
+                rm -f "$pidfile"
+                ;;
             kafka-*) stop_kafka "$pidfile" ;;
             redis-*) stop_redis "$pidfile" ;;
             postgres-*) stop_postgres "$pidfile" ;;
