@@ -37,8 +37,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 # Fetch sizing so a poll of `kafka_batch_size` records is full: an envelope is ~0.5 KB, so 1 KiB
 # per record of the batch per partition (at least kafka-python's 1 MiB default). Measured on 20,000
-# events: 256 KiB per partition is ~40% slower (polls wait for fetches), 4 MiB no faster than 1 MiB
-# and slower to the first batch (a bigger first fetch to decode).
+# events (a busy 2-CPU machine, so roughly): 256 KiB per partition was ~30% slower (polls wait for
+# fetches); 4 MiB was no faster than 1 MiB and makes the first fetch bigger to decode.
 FETCH_BYTES_PER_RECORD = 1024
 MIN_PARTITION_FETCH_BYTES = 1024 * 1024
 FETCH_MAX_BYTES = 50 * 1024 * 1024
