@@ -113,11 +113,16 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Unexpected server error; quote the request id (also in the x-request-id header).",
         {"detail": "internal server error", "request_id": "5f0c1a9e2b7d4c1e8f3a6b9d0e2c4a7f"},
     ),
-    503: doc(
-        ErrorBody,
-        "PostgreSQL is unreachable; retry after the Retry-After seconds (safe: writes are idempotent).",
-        {"detail": "database unavailable, retry later", "request_id": "5f0c1a9e2b7d4c1e8f3a6b9d0e2c4a7f"},
-    ),
+    503: {
+        **doc(
+            ErrorBody,
+            "PostgreSQL is unreachable; retry after the Retry-After seconds (safe: writes are idempotent).",
+            {"detail": "database unavailable, retry later", "request_id": "5f0c1a9e2b7d4c1e8f3a6b9d0e2c4a7f"},
+        ),
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+        },
+    },
 }
 
 
