@@ -161,6 +161,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _answer(outcome: Outcome) -> Response:
+    """200 when the event is in the ledger; 409 when it was refused (and parked as a dead letter)."""
     event = outcome.event
     if outcome.status == "rejected":
         if outcome.reason == "invalid" or event is None:  # not reached: only valid events are ingested
@@ -203,10 +204,15 @@ async def receive_event(request: Request) -> Response:
         raw = await read_body_limited(request, settings.max_body_bytes)
     except PayloadTooLarge:
         return error_response(413, f"body larger than {settings.max_body_bytes} bytes", request=request)
+    return await run_in_threadpool(_apply, raw)
+
+
+def _apply(raw: bytes) -> Response:
+    """Parse and ingest off the event loop: a large body's parse and the transaction both block."""
     item = parse_event(raw, Origin.webhook())
     if not item.is_valid:
         record_outcomes([Outcome("rejected", reason="invalid")], item.origin)
         return invalid_response(item.errors)
-    [outcome] = await run_in_threadpool(ingest, [item])
+    [outcome] = ingest([item])
     record_outcomes([outcome], item.origin)
     return _answer(outcome)
