@@ -20,7 +20,7 @@ from functions.get_movement.handler import handler as get_movement_handler
 from functions.get_stock.handler import handler as get_stock_handler
 from functions.list_resources.handler import handler as list_handler
 from functions.webhook.handler import handler as webhook_handler
-from tests.e2e.support import PROJECT_ROOT, body, envelope
+from tests.e2e.support import PROJECT_ROOT, body, envelope, free_port
 
 SAMPLE_BODY = json.loads(json.loads((PROJECT_ROOT / "infra/events/apigw_webhook.json").read_text())["body"])
 W, P, M = (SAMPLE_BODY["data"][k] for k in ("warehouse_id", "product_id", "movement_id"))
@@ -275,3 +275,46 @@ print("no-io")
                             text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no-io" in result.stdout
+
+
+def test_in_lambda_an_outage_is_503_logged_as_json_with_the_correlation_id() -> None:
+    """A fresh 'container' (subprocess) with AWS_LAMBDA_FUNCTION_NAME set and PostgreSQL unreachable."""
+    code = """
+import json
+from functions.get_stock.handler import handler
+
+class Context:
+    function_name = "warehouse-get-stock"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    aws_request_id = "c0ffee00-0000-4000-8000-000000000001"
+    invoked_function_arn = "arn:aws:lambda:eu-central-1:123456789012:function:warehouse-get-stock"
+    def get_remaining_time_in_millis(self):
+        return 29000
+
+event = json.load(open("infra/events/apigw_get_stock.json"))
+result = handler(event, Context())
+print("RESULT " + json.dumps(result))
+"""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_LAMBDA_FUNCTION_NAME": "warehouse-get-stock",
+        "DATABASE_URL": f"postgresql://warehouse:warehouse@127.0.0.1:{free_port()}/nowhere",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                            text=True, timeout=90, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    (answer,) = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+    assert answer["statusCode"] == 503
+    assert answer["headers"]["retry-after"]
+    assert json.loads(answer["body"])["request_id"] == "Xk3qFj0FFiAEJXg="
+    logs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    outage = [entry for entry in logs if "database unavailable" in entry.get("message", "")]
+    assert outage, out[-3000:]
+    assert outage[0]["correlation_id"] == "Xk3qFj0FFiAEJXg="
+    assert outage[0]["service"] == "get_stock"
+    assert "Traceback" not in out
