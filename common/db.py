@@ -46,9 +46,18 @@ def database_url() -> str:
     return settings.database_url
 
 
+def _configure(conn: psycopg.Connection) -> None:
+    """Sessions in UTC, so every time the service hands out reads as UTC whatever the server's zone."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    if not conn.autocommit:
+        conn.commit()
+
+
 def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
     """A fresh connection outside the pool (migrations, tests, CLI)."""
-    return psycopg.connect(url or database_url(), connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+    conn = psycopg.connect(url or database_url(), connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+    _configure(conn)
+    return conn
 
 
 def get_pool() -> ConnectionPool:
@@ -64,6 +73,7 @@ def get_pool() -> ConnectionPool:
                     max_size=settings.db_pool_max,
                     kwargs={"connect_timeout": 5},
                     check=ConnectionPool.check_connection,
+                    configure=_configure,
                     open=True,
                     timeout=10,
                     name="warehouse",

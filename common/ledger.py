@@ -30,6 +30,7 @@ import psycopg
 
 from common.db import LostRace
 from common.events import IncomingEvent, MovementData, Origin
+from common.views import as_utc
 
 Status = Literal["applied", "duplicate", "rejected"]
 RejectReason = Literal["invalid", "conflict", "insufficient_stock"]
@@ -145,8 +146,8 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
         rows = conn.execute(
             """
             SELECT movement_id, product_id,
-                   source_warehouse_id, departed_quantity, departed_at,
-                   destination_warehouse_id, arrived_quantity, arrived_at
+                   source_warehouse_id, departed_quantity, departed_at AT TIME ZONE 'UTC',
+                   destination_warehouse_id, arrived_quantity, arrived_at AT TIME ZONE 'UTC'
             FROM movements
             WHERE movement_id = ANY(%b::uuid[])
             ORDER BY movement_id
@@ -157,8 +158,8 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
         for mid, product, src, dep_q, dep_at, dst, arr_q, arr_at in rows:
             movements[mid] = _Movement(
                 product_id=product,
-                departure=_Half(src, dep_q, dep_at) if dep_at is not None else None,
-                arrival=_Half(dst, arr_q, arr_at) if arr_at is not None else None,
+                departure=_Half(src, dep_q, as_utc(dep_at)) if dep_at is not None else None,
+                arrival=_Half(dst, arr_q, as_utc(arr_at)) if arr_at is not None else None,
             )
     return _LockedState(
         stock=stock,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -73,14 +73,23 @@ class MovementView(BaseModel):
     status: MovementStatus
 
 
+# Event times are read as UTC wall-clock values and tagged UTC in Python: loading a timestamptz in a
+# session time zone ahead of UTC would turn a valid 9999-12-31T23:59:59Z into year 10000.
 MOVEMENT_COLUMNS = """
     movement_id, product_id, source_warehouse_id, destination_warehouse_id,
-    departed_at, arrived_at, departed_quantity, arrived_quantity, status
+    departed_at AT TIME ZONE 'UTC', arrived_at AT TIME ZONE 'UTC',
+    departed_quantity, arrived_quantity, status
 """
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A naive UTC wall-clock value from `AT TIME ZONE 'UTC'`, tagged as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None else None
 
 
 def movement_from_row(row: tuple) -> MovementView:
     mid, product, src, dst, dep_at, arr_at, dep_q, arr_q, status = row
+    dep_at, arr_at = as_utc(dep_at), as_utc(arr_at)
     both = dep_at is not None and arr_at is not None
     return MovementView(
         movement_id=mid,

@@ -178,16 +178,6 @@ def test_movement_view_is_the_same_whatever_the_session_time_zone(
     assert view.arrived_at == datetime(2025, 2, 18, 12, 12, 56, tzinfo=UTC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg.DataError,
-    reason=(
-        "BUG: the ledger and the read model load timestamptz in the session time zone; on a server "
-        "whose TimeZone is not UTC a valid timestamp near 9999-12-31T23:59:59Z reads back as year "
-        "10000, which psycopg cannot load: every later batch touching the movement and every "
-        "read of it raise DataError"
-    ),
-)
 def test_an_edge_of_calendar_timestamp_stays_usable_in_a_non_utc_session(
     ledger_conn: psycopg.Connection, ledger_make_event: Make, ledger_database_url: str
 ) -> None:
