@@ -19,7 +19,9 @@ cd "$REPO_ROOT"
 say() { printf '[bench] %s\n' "$*" >&2; }
 
 if [[ -f infra/scripts/stack.sh ]]; then
-    bash infra/scripts/stack.sh up
+    # A failed set-up step (say, a requirements change pip cannot resolve) need not stop a benchmark
+    # of the services already running; run_bench.py fails loudly if they are not.
+    bash infra/scripts/stack.sh up || say "stack.sh up failed (see above): going on with what is running"
 else
     say "infra/scripts/stack.sh not found: using the services already running"
 fi
