@@ -48,7 +48,11 @@ from tests.kafka.helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Metrics are switched off here; Powertools still warns that the set it flushes is empty.
+    pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
+]
 
 SAMPLES = PROJECT_ROOT / "infra" / "events"
 SAMPLE_MOVEMENT = uuid.UUID("c6290746-790e-43fa-8270-014dc90e02e0")

@@ -21,7 +21,10 @@ from common.events import IncomingEvent, Origin
 from common.ledger import Outcome
 from functions.local_app.poller import Poller, build_event
 
-pytestmark = pytest.mark.unit
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
+]
 
 VALID = {
     "id": "b3b53031-e83a-4654-87f5-b6b6fb09fd99",
