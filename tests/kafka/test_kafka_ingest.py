@@ -165,23 +165,24 @@ def test_a_redelivered_batch_changes_nothing_twice(database_url: str) -> None:
 def test_parked_records_are_copied_to_the_dlq_topic(database_url: str, topic: str) -> None:
     dlq = unique("kafka-test-dlq")
     create_topic(dlq)
-    os.environ["DLQ_TOPIC"] = dlq
-    get_settings.cache_clear()
     try:
-        event = sample("msk.json", topic)
-        handler(event, None)
-    finally:
-        os.environ.pop("DLQ_TOPIC")
+        os.environ["DLQ_TOPIC"] = dlq
         get_settings.cache_clear()
-        kafka_batch.close_dlq_producer()
-    consumer = KafkaConsumer(
-        bootstrap_servers=BOOTSTRAP, consumer_timeout_ms=5000, auto_offset_reset="earliest"
-    )
-    try:
-        consumer.assign([TopicPartition(dlq, p) for p in range(3)])
-        copies = list(consumer)
+        try:
+            handler(sample("msk.json", topic), None)
+        finally:
+            os.environ.pop("DLQ_TOPIC")
+            get_settings.cache_clear()
+            kafka_batch.close_dlq_producer()
+        consumer = KafkaConsumer(
+            bootstrap_servers=BOOTSTRAP, consumer_timeout_ms=5000, auto_offset_reset="earliest"
+        )
+        try:
+            consumer.assign([TopicPartition(dlq, p) for p in range(3)])
+            copies = list(consumer)
+        finally:
+            consumer.close()
     finally:
-        consumer.close()
         delete_topic(dlq)
     assert len(copies) == 1
     dead = copies[0]
