@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.e2e.support import WEBHOOK, body, envelope, new_id
+from tests.e2e.support import WEBHOOK, body, envelope, new_id, rejected_cursor_before
 
 
 def post_ok(api: httpx.Client, env: dict[str, Any]) -> dict[str, Any]:
@@ -18,9 +18,10 @@ def post_ok(api: httpx.Client, env: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
-def all_pages(api: httpx.Client, path: str, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def all_pages(
+    api: httpx.Client, path: str, params: dict[str, Any], cursor: str | None = None
+) -> list[list[dict[str, Any]]]:
     pages = []
-    cursor = None
     for _ in range(1000):
         response = api.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
         assert response.status_code == 200, response.text
@@ -124,7 +125,13 @@ def test_rejected_events_pages_and_payloads(api: httpx.Client, database_url: str
             (raw, f"e2e-{new_id()}"),
         ).fetchone()
 
-    pages = all_pages(api, "/api/v1/rejected-events", {"reason": "insufficient_stock", "limit": 2})
+    first = api.get("/api/v1/rejected-events", params={"reason": "insufficient_stock", "limit": 2}).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    assert first["items"][0]["id"] < first["items"][1]["id"] and first["items"][0]["id"] <= sent[0][0]
+
+    start = rejected_cursor_before(sent[0][0])
+    pages = all_pages(api, "/api/v1/rejected-events", {"reason": "insufficient_stock", "limit": 2}, start)
+    assert all(len(page) <= 2 for page in pages) and len(pages) >= 3
     items = [item for page in pages for item in page]
     assert all(item["reason"] == "insufficient_stock" for item in items)
     ids = [item["id"] for item in items]
@@ -137,11 +144,9 @@ def test_rejected_events_pages_and_payloads(api: httpx.Client, database_url: str
         assert m in mine[rid]["raw_payload"]
         assert mine[rid]["kafka_topic"] is None
 
-    invalid = [
-        i
-        for page in all_pages(api, "/api/v1/rejected-events", {"reason": "invalid", "limit": 500})
-        for i in page
-    ]
+    from_binary = rejected_cursor_before(binary_id)
+    invalid = api.get("/api/v1/rejected-events", params={"reason": "invalid", "cursor": from_binary}).json()
+    invalid = invalid["items"]
     (binary,) = [i for i in invalid if i["id"] == binary_id]
     assert binary["raw_payload_encoding"] == "base64"
     assert base64.b64decode(binary["raw_payload"]) == raw

@@ -12,7 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.support import WEBHOOK, AppProcess, body, envelope, new_id, start_app
+from tests.e2e.support import (
+    WEBHOOK,
+    AppProcess,
+    body,
+    envelope,
+    new_id,
+    rejected_cursor_before,
+    start_app,
+)
 
 
 def post(api: httpx.Client, env: dict[str, Any]) -> httpx.Response:
@@ -40,9 +48,10 @@ def arrival(api: httpx.Client, warehouse_id: str, product_id: str, quantity: int
     assert response.status_code == 200, response.text
 
 
-def dead_letters(api: httpx.Client, reason: str) -> list[dict[str, Any]]:
+def dead_letters(api: httpx.Client, reason: str, *, from_id: int | None = None) -> list[dict[str, Any]]:
+    """The dead letters of `reason` (from `from_id` on, when given), all pages."""
     items: list[dict[str, Any]] = []
-    cursor = None
+    cursor = rejected_cursor_before(from_id) if from_id is not None else None
     while True:
         params = {"reason": reason, "limit": 500, **({"cursor": cursor} if cursor else {})}
         page = api.get("/api/v1/rejected-events", params=params).json()
@@ -201,7 +210,8 @@ def test_insufficient_stock_is_409_and_parked(api: httpx.Client) -> None:
     assert answer["reason"] == "insufficient_stock"
     assert "exceeds the 5 on hand" in answer["detail"]
     assert isinstance(answer["rejected_event_id"], int)
-    parked = [d for d in dead_letters(api, "insufficient_stock") if d["id"] == answer["rejected_event_id"]]
+    rid = answer["rejected_event_id"]
+    parked = [d for d in dead_letters(api, "insufficient_stock", from_id=rid) if d["id"] == rid]
     assert len(parked) == 1
     assert parked[0]["movement_id"] == m
     assert parked[0]["origin"] == "webhook"
@@ -218,7 +228,8 @@ def test_conflicting_redelivery_is_409_conflict(api: httpx.Client) -> None:
     response = post(api, envelope("arrival", movement_id=m, warehouse_id=w, product_id=p, quantity=11))
     assert response.status_code == 409
     assert response.json()["reason"] == "conflict"
-    assert response.json()["rejected_event_id"] in {d["id"] for d in dead_letters(api, "conflict")}
+    rid = response.json()["rejected_event_id"]
+    assert rid in {d["id"] for d in dead_letters(api, "conflict", from_id=rid)}
     assert stock(api, w, p)["quantity"] == 10
 
 
