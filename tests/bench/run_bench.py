@@ -85,6 +85,7 @@ class Config:
     http_seconds: float
     connections: int
     http_workers: int
+    poller_crc32c: bool
     only: set[str]
     soak: bool
     database_url: str
@@ -433,6 +434,8 @@ def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaR
         )
     )
     env = child_env(cfg, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"bench-{topic}", LOG_LEVEL="INFO")
+    if cfg.poller_crc32c:  # what-if: the poller with the crc32c wheel importable (see --poller-crc32c)
+        env["PYTHONPATH"] = _producer_env(cfg)["PYTHONPATH"]
     poller_log = open(LOG_DIR / f"poller-{label}.log", "ab")  # noqa: SIM115 - closed below
     poller = subprocess.Popen(
         [PY, "-m", "functions.local_app.poller"], cwd=ROOT, env=env, stdout=poller_log, stderr=poller_log
@@ -547,7 +550,8 @@ def bench_kafka(cfg: Config, report: Report) -> None:
     report.raw["kafka"] = [asdict(r) for r in runs]
     report.add(
         Row(
-            f"3. Kafka e2e, {cfg.kafka_events:,} events via the standalone poller; poller peak RSS",
+            f"3. Kafka e2e, {cfg.kafka_events:,} events via the standalone poller; poller peak RSS"
+            + (" (what-if: crc32c importable)" if cfg.poller_crc32c else ""),
             f"{med(eps):,.0f} events/s; {med([r.peak_rss_mb for r in runs]):.0f} MB",
             f">= {TARGETS['kafka_eps']:,} events/s",
             verdict(med(eps) >= TARGETS["kafka_eps"]),
@@ -1058,6 +1062,12 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--seconds", type=float, default=10, help="rows 4-5: seconds per wrk run (10)")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--http-workers", type=int, default=2, help="uvicorn worker processes (2: one per core)")
+    p.add_argument(
+        "--poller-crc32c",
+        action="store_true",
+        help="what-if for row 3: run the poller with the crc32c wheel of .stack/bench/pylib importable "
+        "(kafka-python then checks record CRCs in C instead of pure Python)",
+    )
     p.add_argument("--producer", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.producer:
@@ -1077,6 +1087,7 @@ def parse_args(argv: list[str] | None) -> Config:
         http_seconds=args.seconds,
         connections=args.connections,
         http_workers=args.http_workers,
+        poller_crc32c=args.poller_crc32c,
         only=only,
         soak=args.soak,
         database_url=bench_database_url(),
