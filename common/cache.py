@@ -29,9 +29,23 @@ local v = redis.call('GET', KEYS[1]) or '0'
 return {v, redis.call('GET', ARGV[1] .. v)}
 """
 
+# KEYS = version keys, ARGV[1] = their TTL. One round trip however many names a batch touched.
+_BUMP_SCRIPT = """
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return #KEYS
+"""
+# A bump must not be abandoned as eagerly as a read: a timed-out bump may leave a stale entry
+# readable until its TTL ends, while a timed-out read merely costs a query.
+WRITE_TIMEOUT_SECONDS = 1.0
+
 _client: redis.Redis | None = None
+_writer: redis.Redis | None = None
 _client_lock = threading.Lock()
 _read_script: Any = None
+_bump_script: Any = None
 _last_warning = 0.0
 
 
@@ -63,14 +77,32 @@ def client() -> redis.Redis | None:
     return _client
 
 
+def _write_client() -> redis.Redis | None:
+    """A second client for version bumps, with a longer timeout than reads."""
+    global _writer, _bump_script
+    settings = get_settings()
+    if not settings.cache_enabled:
+        return None
+    if _writer is None:
+        with _client_lock:
+            if _writer is None:
+                timeout = max(settings.redis_timeout_seconds, WRITE_TIMEOUT_SECONDS)
+                _writer = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+                _bump_script = _writer.register_script(_BUMP_SCRIPT)
+    return _writer
+
+
 def reset() -> None:
-    """Forget the client (tests that change REDIS_URL or CACHE_ENABLED)."""
-    global _client, _read_script
+    """Forget the clients (tests that change REDIS_URL or CACHE_ENABLED)."""
+    global _client, _writer, _read_script, _bump_script
     with _client_lock:
-        if _client is not None:
-            _client.close()
-        _client = None
-        _read_script = None
+        for existing in (_client, _writer):
+            if existing is not None:
+                existing.close()
+        _client = _writer = None
+        _read_script = _bump_script = None
 
 
 def stock_name(warehouse_id: object, product_id: object) -> str:
@@ -104,17 +136,12 @@ def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
 
 def invalidate(names: Iterable[str]) -> None:
     """Bump the versions of `names`; call only after the writing transaction committed."""
-    names = list(names)
-    r = client()
-    if r is None or not names:
+    keys = [f"ver:{name}" for name in names]
+    if not keys or _write_client() is None:
         return
     ttl = max(get_settings().cache_ttl_seconds * 2, 60)
     try:
-        with r.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.incr(f"ver:{name}")
-                pipe.expire(f"ver:{name}", ttl)
-            pipe.execute()
+        _bump_script(keys=keys, args=[ttl])
     except redis.RedisError as exc:
         # Entries written before the outage expire within the TTL; versions that vanish with a
         # Redis restart start again at 0 with an empty cache, which is safe.

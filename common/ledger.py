@@ -112,7 +112,8 @@ def _apply_once(
 ) -> list[Outcome]:
     with conn.transaction():
         state = _lock(conn, valid)
-        decided = [_decide(state, item) for item in items]
+        parked = _parked_records(conn, items)
+        decided = [parked.get(_record_key(item)) or _decide(state, item) for item in items]
         applied = [
             (item, outcome.event)
             for item, outcome in zip(items, decided, strict=True)
@@ -167,6 +168,50 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
         existing_stock=existing_stock,
         existing_movements=set(movements),
     )
+
+
+KafkaRecordKey = tuple[str | None, int | None, int | None]
+
+
+def _record_key(item: IncomingEvent) -> KafkaRecordKey | None:
+    origin = item.origin
+    return (origin.topic, origin.partition, origin.offset) if origin.kind == "kafka" else None
+
+
+def _parked_records(
+    conn: psycopg.Connection, items: Sequence[IncomingEvent]
+) -> dict[KafkaRecordKey | None, Outcome]:
+    """Kafka records of this batch that an earlier delivery already parked: they stay parked.
+
+    A redelivered record is decided once. Deciding it again could apply a departure refused
+    earlier, now that stock has arrived, while its dead letter still says refused; recovering it
+    is the operator's replay.
+    """
+    keys = [key for key in map(_record_key, items) if key is not None]
+    if not keys:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT r.kafka_topic, r.kafka_partition, r.kafka_offset, r.id, r.reason, r.detail
+        FROM rejected_events r
+        JOIN unnest(%b::text[], %b::int4[], %b::int8[]) AS k(t, p, o)
+          ON r.kafka_topic = k.t AND r.kafka_partition = k.p AND r.kafka_offset = k.o
+        """,
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+    )
+    parked: dict[KafkaRecordKey | None, Outcome] = {}
+    by_key = {_record_key(item): item for item in items}
+    for topic, partition, offset, rejected_id, reason, detail in rows:
+        item = by_key[(topic, partition, offset)]
+        parked[(topic, partition, offset)] = Outcome(
+            "rejected",
+            event=item.envelope.data if item.envelope else None,
+            reason=reason,
+            detail=detail,
+            errors=item.errors,
+            rejected_event_id=rejected_id,
+        )
+    return parked
 
 
 def _decide(state: _LockedState, item: IncomingEvent) -> Outcome:
@@ -350,7 +395,11 @@ def _park_rejected(
     conn: psycopg.Connection, items: Sequence[IncomingEvent], decided: list[Outcome]
 ) -> list[Outcome]:
     """Keep every rejected event in the dead-letter store; a redelivered Kafka record only once."""
-    rejected = [i for i, outcome in enumerate(decided) if outcome.status == "rejected"]
+    rejected = [
+        i
+        for i, outcome in enumerate(decided)
+        if outcome.status == "rejected" and outcome.rejected_event_id is None
+    ]
     if not rejected:
         return decided
     outcomes = list(decided)
