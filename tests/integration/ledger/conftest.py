@@ -119,6 +119,12 @@ def ledger_connect(ledger_database_url: str) -> Iterator[Callable[[], psycopg.Co
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def ledger_empty_tables() -> Callable[[psycopg.Connection], None]:
+    """`ledger_truncate` for tests that empty the tables themselves (one hypothesis example each)."""
+    return ledger_truncate
+
+
 @pytest.fixture
 def ledger_conn(ledger_session_conn: psycopg.Connection) -> psycopg.Connection:
     """An autocommit connection to empty ledger tables (shared by the session's tests)."""
