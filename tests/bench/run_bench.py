@@ -751,7 +751,9 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = child_env(cfg, APP_MODE="webhook", CACHE_ENABLED="true" if cache else "false")
-        self.log = open(LOG_DIR / f"uvicorn-{'cache' if cache else 'nocache'}.log", "ab")  # noqa: SIM115
+        self.log_path = LOG_DIR / f"uvicorn-{'cache' if cache else 'nocache'}.log"
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [
             PY,
             "-m",
@@ -784,6 +786,14 @@ class Server:
         for _ in range(50 * workers):
             with contextlib.suppress(OSError), urllib.request.urlopen(self.base + NOOP_PATH, timeout=5):
                 pass
+
+    def cache_fallbacks(self) -> int:
+        """Redis calls that timed out (REDIS_TIMEOUT_SECONDS) and fell back to PostgreSQL, per the log.
+
+        The cache logs at most one warning per 5 s, so this counts seconds with fallbacks."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_start)
+            return f.read().count(b"redis unavailable")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -935,6 +945,7 @@ def bench_http(cfg: Config, report: Report) -> None:
                 f"  stock warm {warm[-1].rps:,.0f}/s p99 {warm[-1].p99_ms:.1f} ms; "
                 f"noop {noop[-1].rps:,.0f}/s p99 {noop[-1].p99_ms:.1f} ms"
             )
+    fallbacks = server.cache_fallbacks()
     with Server(cfg, workers=cfg.http_workers, cache=False) as server:
         for run in range(cfg.runs):
             cold.append(run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
@@ -980,7 +991,12 @@ def bench_http(cfg: Config, report: Report) -> None:
                 and m(warm, "p99_ms") < TARGETS["stock_p99_ms"]
                 and share >= TARGETS["stock_share"]
             ),
-            spread([r.rps for r in warm]),
+            spread([r.rps for r in warm])
+            + (
+                f"; cache fell back to PostgreSQL (Redis timeout) in {fallbacks} 5-s periods"
+                if fallbacks
+                else ""
+            ),
         )
     )
     report.add(
@@ -1027,9 +1043,12 @@ def render(report: Report, cfg: Config, started: float) -> str:
     headers = ("measurement", f"median of {cfg.runs}", "target", "", "notes")
     rows = [(r.label, r.value, r.target, r.verdict, r.note) for r in report.rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers[:4])]
+    load = report.raw.get("loadavg_start", (float("nan"),) * 3)
     lines = [
         f"make bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
         f"{time.time() - started:.0f} s; every row: median of {cfg.runs} runs, each checked against the DB",
+        f"load average before / after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (above ~0.5 other work "
+        "shared the cores: compare rows of one run with each other, not across machines)",
         "",
         "  ".join(h.ljust(w) for h, w in zip(headers[:4], widths, strict=True)),
         "  ".join("-" * w for w in widths),
@@ -1112,6 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     prepare_database(cfg.database_url)
     report = Report()
+    report.raw["loadavg_start"] = os.getloadavg()
     failed = False
     for name, bench in ROWS.items():
         if name not in cfg.only:
