@@ -491,6 +491,52 @@ def test_redelivered_kafka_record_that_was_rejected_is_parked_once(
     assert {o.rejected_event_id for o in (first, second, third, fourth)} == {rows[0][0]}
 
 
+def test_redelivered_kafka_record_keeps_its_refusal_even_after_a_restock(
+    ledger_conn: psycopg.Connection, ledger_make_event: Make
+) -> None:
+    # Recovery of a parked record is the operator's replay, not a redelivery.
+    record = ledger_make_event(
+        MOVEMENT, "departure", WAREHOUSE_A, PRODUCT, 5, origin=Origin.kafka("movements", 0, 7)
+    )
+    [first] = apply_events(ledger_conn, [record])
+    seed(ledger_conn, ledger_make_event, WAREHOUSE_A, 5)
+
+    [again] = apply_events(ledger_conn, [record])
+
+    assert (again.status, again.reason) == ("rejected", "insufficient_stock")
+    assert again.rejected_event_id == first.rejected_event_id
+    assert stock(ledger_conn, WAREHOUSE_A) == 5
+    assert get_movement(ledger_conn, MOVEMENT) is None
+    assert [r[1] for r in parked(ledger_conn)] == ["insufficient_stock"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: common/ledger.py _parked_records looks up already-parked Kafka records before the "
+        "batch is decided, so a record present twice in one batch is decided twice: the first copy "
+        "is parked as insufficient_stock, the second is applied after an arrival in between, and "
+        "the dead letter still says refused while the stock moved"
+    ),
+)
+def test_kafka_record_twice_in_one_batch_is_decided_once(
+    ledger_conn: psycopg.Connection, ledger_make_event: Make
+) -> None:
+    record = ledger_make_event(
+        MOVEMENT, "departure", WAREHOUSE_A, PRODUCT, 5, origin=Origin.kafka("movements", 0, 7)
+    )
+    restock = ledger_make_event(uuid4(), "arrival", WAREHOUSE_A, PRODUCT, 5)
+
+    outcomes = apply_events(ledger_conn, [record, restock, record])
+
+    assert statuses(outcomes) == [
+        ("rejected", "insufficient_stock"),
+        ("applied", None),
+        ("rejected", "insufficient_stock"),
+    ]
+    assert stock(ledger_conn, WAREHOUSE_A) == 5
+
+
 def test_other_kafka_records_and_webhook_calls_are_each_parked(
     ledger_conn: psycopg.Connection, ledger_make_event: Make
 ) -> None:
