@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC1091  # stack-*.sh are sourced by path; `shellcheck -x` follows them
 # The fault suite (`make chaos`): its own PostgreSQL, Redis and Kafka broker on spare ports of
 # 127.0.0.1, in a state directory of its own, never the shared or `make run` services.
 #
