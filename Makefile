@@ -8,7 +8,7 @@ STACK := bash infra/scripts/stack.sh
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run up test stop status lint lint-infra bench loadtest chaos
+.PHONY: help run up test stop status clean-stack lint lint-infra bench loadtest chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -27,6 +27,9 @@ stop: ## stop exactly what make run/test started (pids in .stack/pids/)
 
 status: ## which services are up, and which of them this stack started
 	@$(STACK) status
+
+clean-stack: ## stop, then delete the stack's data (PostgreSQL cluster, Kafka data, logs); keeps .venv and jars
+	@$(STACK) clean
 
 lint: ## ruff over the Python code
 	@.venv/bin/ruff check .

@@ -28,11 +28,10 @@ pg_bindir() {
     [[ -n $best ]] && printf '%s\n' "$best"
 }
 
-pg_cluster_dir() {
-    local hash
-    hash=$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)
-    printf '%s/%s-%s\n' "$PG_ROOT" "$hash" "$POSTGRES_PORT"
-}
+# Our clusters are named after STACK_DIR (one per clone) and the port.
+pg_stack_hash() { printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12; }
+
+pg_cluster_dir() { printf '%s/%s-%s\n' "$PG_ROOT" "$(pg_stack_hash)" "$POSTGRES_PORT"; }
 
 # Run a command as the postgres OS user from `/` (it may not be allowed into our working tree).
 as_postgres() {

@@ -6,6 +6,8 @@
 #   stack.sh test     up, then ruff, `make lint-infra` and pytest over tests/ (`make test`)
 #   stack.sh stop     stop exactly what this stack started, by the pids in .stack/pids/ (`make stop`)
 #   stack.sh status   what is listening, and what we started
+#   stack.sh clean    stop, then delete the data of this stack (its PostgreSQL clusters, Kafka data,
+#                     pids, logs); the venv and the Kafka jars stay (`make clean-stack`)
 #
 # A service already listening on its port is reused; one named by DATABASE_URL / REDIS_URL /
 # KAFKA_BOOTSTRAP_SERVERS is used as it is. Missing PostgreSQL/Redis are installed with apt-get.
@@ -170,6 +172,23 @@ cmd_status() {
     printf 'state: %s\n' "$STACK_DIR"
 }
 
+cmd_clean() {
+    local cluster pid
+    cmd_stop
+    for cluster in "$PG_ROOT/$(pg_stack_hash)"-*; do
+        [[ -d $cluster ]] || continue
+        pid=$(head -n 1 "$cluster/data/postmaster.pid" 2>/dev/null) || pid=""
+        if pid_matches "$pid" postgres; then
+            log "clean: $cluster is running (pid $pid), not started by this stack: left alone"
+            continue
+        fi
+        log "clean: removing PostgreSQL cluster $cluster"
+        rm -rf "$cluster"
+    done
+    log "clean: removing Kafka data, Redis dir, pids and logs under $STACK_DIR"
+    rm -rf "$STACK_DIR"/kafka/[0-9]* "$STACK_DIR/redis" "$STACK_PIDS" "$STACK_LOGS"
+}
+
 command=${1:-}
 [[ $# -gt 0 ]] && shift
 case $command in
@@ -178,8 +197,9 @@ case $command in
     test) cmd_test "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
+    clean) cmd_clean ;;
     *)
-        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/{/^set -euo/d;p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac
