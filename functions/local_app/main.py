@@ -95,8 +95,11 @@ ops = APIRouter(tags=["operations"])
 
 
 @ops.get("/health", summary="Liveness", response_model=Health)
-def health() -> dict[str, str]:
-    """The process serves requests; says nothing about its dependencies."""
+async def health() -> dict[str, str]:
+    """The process serves requests; says nothing about its dependencies.
+
+    Async on purpose: it must answer even when every worker thread waits on PostgreSQL.
+    """
     return {"status": "ok"}
 
 
@@ -144,8 +147,11 @@ def ready(request: Request) -> Response:
         }
     },
 )
-def metrics() -> Response:
-    """Event outcomes, request latency per route, and the poller's lag."""
+async def metrics() -> Response:
+    """Event outcomes, request latency per route, and the poller's lag.
+
+    Async on purpose: a scrape never queues behind database work in the thread pool.
+    """
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
