@@ -73,6 +73,12 @@ start_postgres() {
             --auth-local=trust --auth-host=scram-sha-256 >>"$logfile" 2>&1 ||
             { log_tail "$logfile"; die "initdb failed"; }
     fi
+    # A session that ended killed the server: its lock file names a pid that may now be reused.
+    pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null) || pid=""
+    if [[ -n $pid ]] && ! pid_matches "$pid" postgres; then
+        log "postgres: removing the stale $data/postmaster.pid (pid $pid is not running PostgreSQL)"
+        rm -f "$data/postmaster.pid" "$cluster/.s.PGSQL.$POSTGRES_PORT.lock"
+    fi
     log "postgres: starting on 127.0.0.1:$POSTGRES_PORT (data $data, log $logfile)"
     # The postmaster inherits our log file descriptor; fd 9 (the stack lock) must not leak to it.
     as_postgres "$bindir/pg_ctl" -D "$data" -w -t 60 \
