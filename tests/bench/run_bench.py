@@ -42,6 +42,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -251,68 +252,132 @@ def stdout_to(path: Path) -> Iterator[None]:
 # --- rows 1 and 2: the ingest handler against bare SQL ---------------------------------------------
 
 
+def _proc_cpu_seconds(pid: int | str) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_backend_cpu(database_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends of our database (from /proc: same host).
+
+    With the process's own CPU time this gives a cost per event that, unlike events/s, hardly
+    depends on what else the machine is doing."""
+    parts = urlsplit(database_url)
+    title = f" {parts.username} {parts.path.lstrip('/')} ".encode()
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if cmdline.startswith(b"postgres:") and title in cmdline:
+                total += _proc_cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class IngestRun:
+    eps: float
+    python_us: float  # this process's CPU per event
+    postgres_us: float  # the database backends' CPU per event
+
+
 def bench_ingest(cfg: Config, report: Report) -> None:
     import psycopg
 
+    from common.db import get_pool
     from functions.ingest_kafka.handler import handler
 
-    handler_eps: list[float] = []
-    ceiling_eps: list[float] = []
+    results: dict[str, list[IngestRun]] = {"handler": [], "ceiling": [], "columns": []}
     mix = ""
+    # Connections opened before any clock or CPU counter starts, and kept: their backends' CPU is
+    # what pg_backend_cpu counts (a backend that exits within a run would take its CPU with it).
+    get_pool().wait()
+    sql_conn = psycopg.connect(cfg.database_url, autocommit=True)
+
+    def measure(kind: str, work: Workload, apply: Callable[[], None]) -> None:
+        truncate()
+        cpu, pg = time.process_time(), pg_backend_cpu(cfg.database_url)
+        started = time.perf_counter()
+        apply()
+        seconds = time.perf_counter() - started
+        cpu, pg = time.process_time() - cpu, pg_backend_cpu(cfg.database_url) - pg
+        problems = check_state(work)
+        if problems:
+            raise RuntimeError(f"{kind} run left a wrong state: " + "; ".join(problems))
+        n = len(work.values)
+        results[kind].append(IngestRun(n / seconds, 1e6 * cpu / n, 1e6 * pg / n))
+        log(
+            f"  {kind:8} {n / seconds:8,.0f} events/s  ({1e6 * cpu / n:.0f} us Python + "
+            f"{1e6 * pg / n:.0f} us PostgreSQL CPU per event)"
+        )
+
     for run in range(cfg.runs):
         seed = int(cfg.nonce, 16) + run
-        log(f"ingest run {run + 1}/{cfg.runs}: generating 2 x {cfg.events:,} events")
-        work_h = generate(cfg.events, seed=seed)
-        work_c = generate(cfg.events, seed=seed)  # the same stream over other keys
+        log(f"ingest run {run + 1}/{cfg.runs}: generating 3 x {cfg.events:,} events")
+        # One stream shape, three disjoint key sets: the handler, bare SQL on JSON, bare SQL on columns.
+        work_h, work_c, work_d = (generate(cfg.events, seed=seed) for _ in range(3))
         mix = work_h.mix()
         events = msk_events(work_h, topic=f"bench-ingest-{cfg.nonce}", batch_size=cfg.batch)
         staged = [
             ceiling_sql.staged_rows(e)
             for e in msk_events(work_c, topic=f"bench-ceiling-{cfg.nonce}", batch_size=cfg.batch)
         ]
+        columns = [
+            ceiling_sql.decoded_rows(e)
+            for e in msk_events(work_d, topic=f"bench-columns-{cfg.nonce}", batch_size=cfg.batch)
+        ]
 
-        def run_handler(events: list[dict[str, Any]] = events, work: Workload = work_h) -> None:
-            truncate()
+        def run_handler(events: list[dict[str, Any]] = events) -> None:
             with stdout_to(LOG_DIR / "ingest-handler.log"):
-                started = time.perf_counter()
                 for event in events:
                     handler(event, cold_start.FakeContext())
-                seconds = time.perf_counter() - started
-            problems = check_state(work)
-            if problems:
-                raise RuntimeError("ingest handler run left a wrong state: " + "; ".join(problems))
-            handler_eps.append(len(work.values) / seconds)
-            log(f"  handler {handler_eps[-1]:,.0f} events/s")
 
-        def run_ceiling(staged: list[Any] = staged, work: Workload = work_c) -> None:
-            truncate()
-            with psycopg.connect(cfg.database_url, autocommit=True) as conn:
-                seconds = ceiling_sql.apply_batches(conn, staged)
-            problems = check_state(work)
-            if problems:
-                raise RuntimeError("bare SQL run left a wrong state: " + "; ".join(problems))
-            ceiling_eps.append(len(work.values) / seconds)
-            log(f"  bare SQL {ceiling_eps[-1]:,.0f} events/s")
+        def run_sql(batches: list[Any], decoded: bool) -> None:
+            ceiling_sql.apply_batches(sql_conn, batches, decoded=decoded)
 
-        for step in (run_handler, run_ceiling) if run % 2 == 0 else (run_ceiling, run_handler):
-            step()
-    h, c = med(handler_eps), med(ceiling_eps)
+        steps: list[tuple[str, Workload, Callable[[], None]]] = [
+            ("handler", work_h, run_handler),
+            ("ceiling", work_c, partial(run_sql, staged, False)),
+            ("columns", work_d, partial(run_sql, columns, True)),
+        ]
+        for kind, work, apply in steps[run % 3 :] + steps[: run % 3]:  # rotated: drift hits all alike
+            measure(kind, work, apply)
+
+    sql_conn.close()
+
+    def m(kind: str, attr: str) -> float:
+        return med([getattr(r, attr) for r in results[kind]])
+
+    h, c, d = m("handler", "eps"), m("ceiling", "eps"), m("columns", "eps")
     share = h / c
-    report.raw["ingest"] = {"handler_eps": handler_eps, "ceiling_eps": ceiling_eps, "mix": mix}
+    report.raw["ingest"] = {k: [asdict(r) for r in v] for k, v in results.items()} | {"mix": mix}
     report.add(
         Row(
             f"1. ingest handler, {cfg.events:,} events in batches of {cfg.batch:,}",
             f"{h:,.0f} events/s",
-            note=f"{spread(handler_eps)}; {mix}",
+            note=f"{spread([r.eps for r in results['handler']])}; {mix}; CPU per event: "
+            f"{m('handler', 'python_us'):.0f} us Python + {m('handler', 'postgres_us'):.0f} us PostgreSQL",
         )
     )
     report.add(
         Row(
-            "2. bare SQL ceiling (COPY + set-based upserts); row 1 / row 2",
+            "2. bare SQL ceiling, JSON decoded by PostgreSQL (COPY + set-based upserts); row 1 / row 2",
             f"{c:,.0f} events/s; {100 * share:.0f} %",
             f">= {100 * TARGETS['ingest_share']:.0f} %",
             verdict(share >= TARGETS["ingest_share"]),
-            spread(ceiling_eps),
+            f"{spread([r.eps for r in results['ceiling']])}; CPU per event: "
+            f"{m('ceiling', 'python_us'):.0f} us Python + {m('ceiling', 'postgres_us'):.0f} us PostgreSQL",
+        )
+    )
+    report.add(
+        Row(
+            "2b. bare SQL, fields decoded in advance (the database's writes alone); row 1 / row 2b",
+            f"{d:,.0f} events/s; {100 * h / d:.0f} %",
+            note=f"{spread([r.eps for r in results['columns']])}; CPU per event: "
+            f"{m('columns', 'python_us'):.0f} us Python + {m('columns', 'postgres_us'):.0f} us PostgreSQL",
         )
     )
 
