@@ -37,6 +37,7 @@ class Settings:
     database_url: str
     db_secret_arn: str | None
     db_pool_max: int
+    db_pool_timeout_seconds: float
     redis_url: str
     cache_enabled: bool
     cache_ttl_seconds: int
@@ -63,6 +64,7 @@ def get_settings() -> Settings:
         database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         db_secret_arn=env.get("DB_SECRET_ARN") or None,
         db_pool_max=_int("DB_POOL_MAX", 10),
+        db_pool_timeout_seconds=_float("DB_POOL_TIMEOUT_SECONDS", 3.0),
         redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         cache_enabled=env.get("CACHE_ENABLED", "true").lower() in ("1", "true", "yes", "on"),
         cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 60),

@@ -71,11 +71,13 @@ def get_pool() -> ConnectionPool:
                     database_url(),
                     min_size=1,
                     max_size=settings.db_pool_max,
-                    kwargs={"connect_timeout": 5},
+                    kwargs={"connect_timeout": max(1, int(settings.db_pool_timeout_seconds))},
                     check=ConnectionPool.check_connection,
                     configure=_configure,
                     open=True,
-                    timeout=10,
+                    # How long a caller waits for a connection: during an outage this is
+                    # how long an HTTP request takes to get its 503.
+                    timeout=settings.db_pool_timeout_seconds,
                     name="warehouse",
                 )
     return _pool

@@ -3,8 +3,8 @@
 `apply_events` takes a whole batch in one transaction and costs a fixed handful of statements
 whatever the batch size:
 
-1. lock the existing stock rows and movement rows the batch touches (`SELECT ... FOR UPDATE`,
-   stock first, each in key order, so concurrent batches cannot deadlock);
+1. lock the existing movement rows and stock rows the batch touches (`SELECT ... FOR UPDATE`,
+   movements first, each in key order, so concurrent batches cannot deadlock);
 2. decide each event in the order given, in memory, against the locked state: this is exactly
    the outcome of applying the events one at a time, so reordering, duplicates and conflicts
    inside one batch behave as across batches;
@@ -124,25 +124,19 @@ def _apply_once(
 
 
 def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
+    """Lock the movement rows, then the stock rows, the batch touches (each set in key order).
+
+    Movements come first: any half this batch sees as applied was committed before the stock is
+    read, so the stock read includes its effect. (The other order could answer a concurrent
+    duplicate with a stock read from before the first copy committed.) A row still being created
+    by another transaction is invisible here; creating it ourselves then loses the race and the
+    batch runs again (LostRace).
+    """
     stock_keys = {(e.warehouse_id, e.product_id) for e in events}
     movement_ids = list({e.movement_id for e in events})
     stock: dict[StockKey, int] = {}
     movements: dict[UUID, _Movement] = {}
     existing_stock: set[StockKey] = set()
-    if stock_keys:
-        rows = conn.execute(
-            """
-            SELECT s.warehouse_id, s.product_id, s.quantity
-            FROM stock s
-            JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p)
-              ON s.warehouse_id = k.w AND s.product_id = k.p
-            ORDER BY s.warehouse_id, s.product_id
-            FOR UPDATE OF s
-            """,
-            ([k[0] for k in stock_keys], [k[1] for k in stock_keys]),
-        )
-        stock = {(w, p): q for w, p, q in rows}
-        existing_stock = set(stock)
     if movement_ids:
         rows = conn.execute(
             """
@@ -162,6 +156,20 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
                 departure=_Half(src, dep_q, as_utc(dep_at)) if dep_at is not None else None,
                 arrival=_Half(dst, arr_q, as_utc(arr_at)) if arr_at is not None else None,
             )
+    if stock_keys:
+        rows = conn.execute(
+            """
+            SELECT s.warehouse_id, s.product_id, s.quantity
+            FROM stock s
+            JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p)
+              ON s.warehouse_id = k.w AND s.product_id = k.p
+            ORDER BY s.warehouse_id, s.product_id
+            FOR UPDATE OF s
+            """,
+            ([k[0] for k in stock_keys], [k[1] for k in stock_keys]),
+        )
+        stock = {(w, p): q for w, p, q in rows}
+        existing_stock = set(stock)
     return _LockedState(
         stock=stock,
         movements=movements,
