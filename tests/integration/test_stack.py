@@ -8,6 +8,7 @@ survive a consumer's restart.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -169,3 +170,15 @@ def test_consumer_group_resumes_from_committed_offsets(kafka_bootstrap: str, uni
         assert sum(meta.offset for meta in committed.values()) == len(first) + len(second)
     finally:
         admin.close()
+
+
+def test_env_example_lists_every_setting() -> None:
+    """Every variable common/config.py reads, and the stack's ports, appear in .env.example."""
+    root = Path(__file__).resolve().parents[2]
+    config = (root / "common" / "config.py").read_text()
+    read = set(re.findall(r'(?:env\.get|_int|_float)\("([A-Z][A-Z0-9_]*)"', config))
+    assert "DATABASE_URL" in read
+    example = (root / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    missing = sorted((read | {"POSTGRES_PORT", "REDIS_PORT", "KAFKA_PORT"}) - listed)
+    assert not missing, f".env.example lacks {missing}"
