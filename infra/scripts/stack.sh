@@ -30,8 +30,9 @@ cd "$REPO_ROOT"
 VENV=$REPO_ROOT/.venv
 VENV_PY=$VENV/bin/python
 
-# Serialise set-ups: fd 9 holds a lock for this tree (venv, jars) and then, while services are
-# checked and started, one for the whole machine (ports, apt, clusters are shared by all clones).
+# Serialise set-ups: fd 9 holds, in turn, a lock for the repository's .venv, one for STACK_DIR (the
+# Kafka jars), and one for the whole machine while services are checked and started (ports, apt
+# and clusters are shared by every clone).
 take_lock() {
     local file=$1 what=$2
     exec 9>>"$file"
@@ -83,8 +84,10 @@ install_missing_packages() {
 
 cmd_up() {
     local started=$SECONDS
-    take_lock "$STACK_DIR/stack.lock" "another set-up in this tree"
+    mkdir -p "$REPO_ROOT/.stack"
+    take_lock "$REPO_ROOT/.stack/venv.lock" "another set-up of $VENV"
     ensure_venv
+    take_lock "$STACK_DIR/stack.lock" "another set-up of $STACK_DIR"
     if ((STACK_EXTERNAL_KAFKA == 0)); then
         check_java
         ensure_kafka_libs
