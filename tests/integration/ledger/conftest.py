@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,25 @@ def ledger_conn(ledger_session_conn: psycopg.Connection) -> psycopg.Connection:
         conn.rollback()
     ledger_truncate(conn)
     return conn
+
+
+@pytest.fixture
+def ledger_fresh_database(ledger_database_url: str) -> Iterator[Callable[[], str]]:
+    """Creates empty databases (no schema) named after the test database; dropped after the test."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = (
+            f"{psycopg.conninfo.conninfo_to_dict(ledger_database_url)['dbname']}_fresh_{uuid.uuid4().hex[:8]}"
+        )
+        url = psycopg.conninfo.make_conninfo(ledger_database_url, dbname=name)
+        ledger_create_database(url)
+        created.append(url)
+        return url
+
+    yield create
+    for url in created:
+        ledger_drop_database(url)
 
 
 def ledger_payload(
