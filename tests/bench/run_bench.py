@@ -456,6 +456,12 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def last_warning(log_path: str) -> str:
+    """The poller log's last WARNING line, to say why a run failed."""
+    lines = [ln for ln in Path(log_path).read_text(errors="replace").splitlines() if " WARNING " in ln]
+    return lines[-1].split(" WARNING ", 1)[1][:300] if lines else "no warning in its log"
+
+
 def count_applied(conn: Any, topic: str) -> int:
     return conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()[0]
 
@@ -471,6 +477,8 @@ class KafkaRun:
     rss_end_mb: float
     rss_samples: list[tuple[float, int, float]]  # (seconds since first produced, applied, RSS MB)
     problems: list[str]
+    poller_cpu_us: float = 0.0  # the poller's CPU per event while the stream was applied
+    postgres_cpu_us: float = 0.0
 
 
 def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaRun:
@@ -524,9 +532,13 @@ def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaR
         with db() as conn:
             while count_applied(conn, topic) < warm.applied:
                 if poller.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the poller did not apply the warm-up event (log: {poller_log.name})")
+                    raise RuntimeError(
+                        f"the poller did not apply the warm-up event: {last_warning(poller_log.name)} "
+                        f"(log: {poller_log.name})"
+                    )
                 time.sleep(0.1)
             rss_warm = rss_kb(poller.pid)[0] / 1024
+            cpu_start = _proc_cpu_seconds(poller.pid), pg_backend_cpu(cfg.database_url)
             producer.stdin.write("go\n")
             producer.stdin.flush()
             first = float(producer.stdout.readline().split()[1])
@@ -558,6 +570,10 @@ def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaR
                 time.sleep(0.05)
             finished = time.time()
             rss_end, hwm = rss_kb(poller.pid)
+            cpu_used = (
+                _proc_cpu_seconds(poller.pid) - cpu_start[0],
+                pg_backend_cpu(cfg.database_url) - cpu_start[1],
+            )
         waiter.join(10)
     finally:
         for proc in (producer, poller):
@@ -596,6 +612,8 @@ def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaR
         rss_end_mb=rss_end / 1024,
         rss_samples=samples,
         problems=problems,
+        poller_cpu_us=1e6 * cpu_used[0] / max(applied - warm.applied, 1),
+        postgres_cpu_us=1e6 * cpu_used[1] / max(applied - warm.applied, 1),
     )
 
 
@@ -620,7 +638,9 @@ def bench_kafka(cfg: Config, report: Report) -> None:
             f"{med(eps):,.0f} events/s; {med([r.peak_rss_mb for r in runs]):.0f} MB",
             f">= {TARGETS['kafka_eps']:,} events/s",
             verdict(med(eps) >= TARGETS["kafka_eps"]),
-            f"{spread(eps)}; producer done after {med([r.produce_seconds for r in runs]):.1f} s",
+            f"{spread(eps)}; producer done after {med([r.produce_seconds for r in runs]):.1f} s; CPU per "
+            f"event: poller {med([r.poller_cpu_us for r in runs]):.0f} us + PostgreSQL "
+            f"{med([r.postgres_cpu_us for r in runs]):.0f} us",
         )
     )
     if cfg.soak:
@@ -742,6 +762,8 @@ class WrkResult:
     ok2xx: int
     non2xx: int
     socket_errors: int
+    server_cpu_ms: float = float("nan")  # uvicorn (all workers) CPU per request
+    postgres_cpu_ms: float = float("nan")
 
 
 def ensure_wrk() -> str:
@@ -815,6 +837,7 @@ class Server:
     def __init__(self, cfg: Config, *, workers: int, cache: bool) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.database_url = cfg.database_url
         env = child_env(cfg, APP_MODE="webhook", CACHE_ENABLED="true" if cache else "false")
         self.log_path = LOG_DIR / f"uvicorn-{'cache' if cache else 'nocache'}.log"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -851,6 +874,28 @@ class Server:
         for _ in range(50 * workers):
             with contextlib.suppress(OSError), urllib.request.urlopen(self.base + NOOP_PATH, timeout=5):
                 pass
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by uvicorn and its worker processes."""
+        tree, total = {self.proc.pid}, 0.0
+        for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if pid in tree or int(fields[1]) in tree:  # children have higher pids than their parent
+                tree.add(pid)
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def wrk(self, path: str, script: str, args: list[str], **kwargs: Any) -> WrkResult:
+        """run_wrk against this server, with its CPU and PostgreSQL's per request."""
+        cpu, pg = self.cpu_seconds(), pg_backend_cpu(self.database_url)
+        result = run_wrk(self.base + path, script, args, **kwargs)
+        cpu, pg = self.cpu_seconds() - cpu, pg_backend_cpu(self.database_url) - pg
+        result.server_cpu_ms = 1000 * cpu / max(result.requests, 1)
+        result.postgres_cpu_ms = 1000 * pg / max(result.requests, 1)
+        return result
 
     def cache_fallbacks(self) -> int:
         """Redis calls that timed out (REDIS_TIMEOUT_SECONDS) and fell back to PostgreSQL, per the log.
@@ -936,6 +981,22 @@ def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult) -> tupl
     return applied, problems
 
 
+def warm_cache(base: str, keys: list[tuple[str, str]]) -> None:
+    """Read every key once over one keep-alive connection, so the warm-cache run starts warm."""
+    import http.client
+
+    conn = http.client.HTTPConnection(urlsplit(base).hostname, urlsplit(base).port, timeout=10)
+    try:
+        for w, p in keys:
+            conn.request("GET", STOCK_PATH.format(w=w, p=p))
+            answer = conn.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"warming the cache: GET stock answered {answer.status}")
+    finally:
+        conn.close()
+
+
 def single_connection_latency(base: str, path: str) -> WrkResult:
     """One connection, keep-alive: ~40 ms here would be Nagle's algorithm (uvicorn issue #3149)."""
     return run_wrk(
@@ -975,14 +1036,12 @@ def bench_http(cfg: Config, report: Report) -> None:
             report.notes.append(
                 f"single-connection p50 is {single.p50_ms:.1f} ms: Nagle's algorithm is on (uvicorn #3149)"
             )
-        # Fill the cache: every key read once (wrk with the same paths, a short pass).
-        run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=2)
         for run in range(cfg.runs):
             log(f"http run {run + 1}/{cfg.runs}")
             before = applied_total
             webhook.append(
-                run_wrk(
-                    server.base + WEBHOOK_PATH,
+                server.wrk(
+                    WEBHOOK_PATH,
                     WEBHOOK_LUA,
                     [str(keys_file), f"{cfg.nonce[:4]}{run:04x}"],
                     connections=conns,
@@ -996,10 +1055,12 @@ def bench_http(cfg: Config, report: Report) -> None:
                 f"  webhook {webhook[-1].rps:,.0f}/s p99 {webhook[-1].p99_ms:.1f} ms, "
                 f"{applied_total - before:,} applied, checked"
             )
-            warm.append(run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
+            # The webhook run just bumped the cache version of most keys: fill the cache again.
+            warm_cache(server.base, keys)
+            warm.append(server.wrk("/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
             noop.append(
-                run_wrk(
-                    server.base + NOOP_PATH,
+                server.wrk(
+                    NOOP_PATH,
                     STOCK_LUA,
                     [_paths_file("noop", [NOOP_PATH])],
                     connections=conns,
@@ -1013,7 +1074,7 @@ def bench_http(cfg: Config, report: Report) -> None:
     fallbacks = server.cache_fallbacks()
     with Server(cfg, workers=cfg.http_workers, cache=False) as server:
         for run in range(cfg.runs):
-            cold.append(run_wrk(server.base + "/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
+            cold.append(server.wrk("/", STOCK_LUA, [stock_paths], connections=conns, seconds=secs))
             log(f"  stock, cache off, run {run + 1}: {cold[-1].rps:,.0f}/s p99 {cold[-1].p99_ms:.1f} ms")
     for name, results in (
         ("webhook", webhook),
@@ -1031,6 +1092,12 @@ def bench_http(cfg: Config, report: Report) -> None:
     def m(results: list[WrkResult], attr: str) -> float:
         return med([getattr(r, attr) for r in results])
 
+    def cpu(results: list[WrkResult]) -> str:
+        return (
+            f"CPU per request: server {m(results, 'server_cpu_ms'):.2f} ms + PostgreSQL "
+            f"{m(results, 'postgres_cpu_ms'):.2f} ms"
+        )
+
     wh_rps = m(webhook, "rps")
     report.add(
         Row(
@@ -1039,7 +1106,7 @@ def bench_http(cfg: Config, report: Report) -> None:
             f">= {TARGETS['webhook_eps']:,}/s, all 2xx, each applied once",
             verdict(wh_rps >= TARGETS["webhook_eps"]),
             f"{spread([r.rps for r in webhook])}; all 2xx; DB: {applied_total:,} applied, "
-            f"stock = seed + log for every key",
+            f"stock = seed + log for every key; {cpu(webhook)}",
         )
     )
     w_rps, n_rps = m(warm, "rps"), m(noop, "rps")
@@ -1056,7 +1123,7 @@ def bench_http(cfg: Config, report: Report) -> None:
                 and m(warm, "p99_ms") < TARGETS["stock_p99_ms"]
                 and share >= TARGETS["stock_share"]
             ),
-            spread([r.rps for r in warm])
+            f"{spread([r.rps for r in warm])}; {cpu(warm)}"
             + (
                 f"; cache fell back to PostgreSQL (Redis timeout) in {fallbacks} 5-s periods"
                 if fallbacks
@@ -1068,14 +1135,15 @@ def bench_http(cfg: Config, report: Report) -> None:
         Row(
             "5b. GET stock, cache off (CACHE_ENABLED=false)",
             f"{m(cold, 'rps'):,.0f}/s; {m(cold, 'p50_ms'):.1f} / {m(cold, 'p99_ms'):.1f} ms",
-            note=spread([r.rps for r in cold]),
+            note=f"{spread([r.rps for r in cold])}; {cpu(cold)}",
         )
     )
     report.add(
         Row(
             "5c. ceiling: same server, constant JSON from /bench/noop",
             f"{n_rps:,.0f}/s; {m(noop, 'p50_ms'):.1f} / {m(noop, 'p99_ms'):.1f} ms",
-            note=f"{spread([r.rps for r in noop])}; single connection p50 {single.p50_ms:.2f} ms",
+            note=f"{spread([r.rps for r in noop])}; {cpu(noop)}; one connection: p50 {single.p50_ms:.2f} ms, "
+            f"{cfg.http_workers} uvicorn worker(s)",
         )
     )
 
