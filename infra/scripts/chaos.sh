@@ -3,16 +3,17 @@
 # The fault suite (`make chaos`): its own PostgreSQL, Redis and Kafka broker on spare ports of
 # 127.0.0.1, in a state directory of its own, never the shared or `make run` services.
 #
-#   chaos.sh [--short] [--keep-state]   run tests/chaos/run.py (the driver) and always tear down
+#   chaos.sh [--short] [--keep-state] [--redis-pause]   run the driver (tests/chaos/run.py), tear down
 #
 # The driver stands the stack up and injects the faults through these subcommands, which reuse
 # the local stack's own start functions (infra/scripts/stack-*.sh) with STACK_DIR and the ports
 # taken from the environment:
 #
-#   chaos.sh stack-up                    start the three services (stack-*.sh), check they are ours, migrate
-#   chaos.sh stack-down                  stop what this state dir started; remove its PostgreSQL cluster
-#   chaos.sh svc-stop  postgres|redis|kafka   stop one service of this state dir (pid file checked)
-#   chaos.sh svc-start postgres|redis|kafka   start it again on the same port and data
+#   stack-up                          start the three services, check they are ours, migrate
+#   stack-down                        stop what this state dir started, remove its PostgreSQL cluster
+#   svc-stop  postgres|redis|kafka    stop one service of this state dir (pid file checked)
+#   svc-start postgres|redis|kafka    start it again on the same port and data
+#   svc-pause|svc-resume redis        freeze / thaw it (SIGSTOP / SIGCONT)
 set -euo pipefail
 
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -152,6 +153,14 @@ on_exit() {
     ((CHAOS_KEEP || rc != 0)) || rm -rf "$CHAOS_STATE"
 }
 
+cmd_svc_signal() {
+    local name=$1 signal=$2
+    load_stack
+    [[ $name == redis ]] || fail "only redis can be paused"
+    ours redis || fail "redis is not running from $STACK_DIR"
+    kill "-$signal" "$(cat "$STACK_PIDS/redis-$REDIS_PORT.pid")"
+}
+
 cmd_run() {
     local status=0 arg
     for arg in "$@"; do [[ $arg == --keep-state ]] && CHAOS_KEEP=1; done
@@ -172,6 +181,8 @@ case $command in
     stack-down) cmd_stack_down ;;
     svc-stop) cmd_svc_stop "${2:?service}" ;;
     svc-start) cmd_svc_start "${2:?service}" ;;
-    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    svc-pause) cmd_svc_signal "${2:?service}" STOP ;;
+    svc-resume) cmd_svc_signal "${2:?service}" CONT ;;
+    -h | --help) sed -n '3,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
     *) cmd_run "$@" ;;
 esac

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,23 +27,39 @@ HOST = "127.0.0.1"
 _children: list[subprocess.Popen[bytes]] = []
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct spare ports (all bound at once, so the kernel cannot repeat one)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """`count` distinct ports nothing listens on, below the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) is an ephemeral one: any client connection may take it
+    before our server binds it, and polling it with connect() can even connect a socket to itself.
+    So pick at random among the ports under that range, keeping those that can be bound now.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(20_000, max(20_001, low)))
+    random.SystemRandom().shuffle(candidates)
+    chosen: list[int] = []
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"no {count} free ports between 20000 and {low}")
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:

@@ -22,6 +22,7 @@ import secrets
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,9 @@ class HardLimit(Exception):
 
 
 class Suite:
-    def __init__(self, stack: ChaosStack, profile: Profile, seed: int) -> None:
+    def __init__(self, stack: ChaosStack, profile: Profile, seed: int, redis_pause: bool = False) -> None:
         self.stack = stack
+        self.redis_pause = redis_pause
         self.profile = profile
         self.rng = random.Random(seed)
         self.token = f"chaos-token-{secrets.token_hex(12)}"
@@ -197,6 +199,8 @@ class Suite:
         self.phase("postgres restart", self.fault_postgres)
         self.phase(f"redis stop {self.profile.redis_down:.0f}s", self.fault_redis)
         self.phase("kafka restart", self.fault_kafka)
+        if self.redis_pause:
+            self.phase("redis pause", self.fault_redis_pause)
         self.reader.stop()
         problems = self.check_logs()
         for problem in problems:
@@ -218,7 +222,7 @@ class Suite:
                 if response.status_code != 200:
                     raise RuntimeError(f"seeding failed: {response.status_code} {response.text[:300]}")
 
-    def phase(self, name: str, fault: Callable[[], None] | None) -> None:
+    def phase(self, name: str, fault: Callable[[], list[str] | None] | None) -> None:
         assert self.generator and self.reader and self.kafka and self.webhook
         began = time.monotonic()
         first_item = len(self.generator.items)
@@ -228,7 +232,7 @@ class Suite:
         try:
             time.sleep(self.profile.before)
             if fault is not None:
-                fault()
+                report.problems += fault() or []
             time.sleep(self.profile.after)
         except Exception as exc:
             report.problems.append(f"injecting the fault failed: {type(exc).__name__}: {exc}")
@@ -288,6 +292,56 @@ class Suite:
             self.stack.stop_service("kafka")
             time.sleep(self.profile.kafka_down)
             self.stack.start_service("kafka")
+
+    def fault_redis_pause(self) -> list[str]:
+        """Redis frozen (SIGSTOP), not restarted: it comes back with the entries it had.
+
+        A write while it is frozen cannot bump the cache version, so a read after it thaws may
+        serve the value from before the write. Probed in a quiet moment (stream paused): read every
+        pair (cached), freeze Redis, write one arrival per pair, thaw, read every pair again.
+        """
+        assert self.generator
+        phase = self.generator.phase
+        self.generator.stop()
+        problems: list[str] = []
+        url = self.base_url + "/api/v1/warehouse/{}/products/{}"
+        with httpx.Client(timeout=20, headers={"authorization": f"Bearer {self.token}"}) as client:
+            for w, p in self.model.keys:
+                client.get(url.format(w, p))
+            with self.window("redis"):
+                self.stack.pause_service("redis")
+                try:
+                    for w, p in self.model.keys:
+                        item = self.model.valid_item(uuid.uuid4(), "arrival", w, p, 1, "webhook", phase)
+                        self.generator.items.append(item)
+                        response = client.post(f"{self.base_url}/api/v1/kafka/webhook", content=item.body)
+                        item.status = response.status_code
+                        item.answer = response.json()
+                    time.sleep(max(0.0, self.profile.redis_down - 2))
+                finally:
+                    self.stack.resume_service("redis")
+            time.sleep(0.5)
+
+            def stale_pairs() -> list[tuple[Any, Any, int]]:
+                out = []
+                for (w, p), want in self.model.stock.items():
+                    got = client.get(url.format(w, p)).json().get("quantity")
+                    if got != want:
+                        out.append(((w, p), got, want))
+                return out
+
+            thawed = time.monotonic()
+            stale = stale_pairs()
+            if stale:
+                # How long a client would keep reading the old value with no further write.
+                fresh = wait_until(lambda: not stale_pairs(), 120, 1.0)
+                lasted = f"{time.monotonic() - thawed:.0f}s" if fresh else "more than 120s"
+                problems.append(
+                    f"{len(stale)}/{len(self.model.keys)} pair(s) read stale after Redis thawed "
+                    f"(written while it was frozen) for {lasted}, e.g. {stale[0]}"
+                )
+        self.generator.start(phase)
+        return problems
 
     def ready_status(self) -> int:
         return httpx.get(f"{self.base_url}/ready", timeout=10).status_code
@@ -517,12 +571,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, help="stack state and logs (default: a new temp dir)")
     parser.add_argument("--keep-state", action="store_true", help="keep the state dir (logs) afterwards")
     parser.add_argument("--seed", type=int, default=20250218)
+    parser.add_argument(
+        "--redis-pause",
+        action="store_true",
+        help="also freeze Redis (SIGSTOP) while writing: probes stale cache entries after it thaws",
+    )
     args = parser.parse_args(argv)
     profile = SHORT if args.short else FULL
     own_dir = args.state_dir is None
     state_dir = args.state_dir or default_state_dir()
     stack = ChaosStack(state_dir)
-    suite = Suite(stack, profile, args.seed)
+    suite = Suite(stack, profile, args.seed, redis_pause=args.redis_pause)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(int(profile.hard_limit))

@@ -120,6 +120,12 @@ class ChaosStack:
     def start_service(self, name: str) -> None:
         self._script("svc-start", name, timeout=240)
 
+    def pause_service(self, name: str) -> None:
+        self._script("svc-pause", name, timeout=30)
+
+    def resume_service(self, name: str) -> None:
+        self._script("svc-resume", name, timeout=30)
+
     def service_up(self, name: str) -> bool:
         port = {"postgres": self.postgres_port, "redis": self.redis_port, "kafka": self.kafka_port}[name]
         return procs.port_open(port)

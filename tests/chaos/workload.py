@@ -67,10 +67,11 @@ class Model:
     def seed_items(self, phase: str) -> list[Item]:
         """One arrival of SEED_QUANTITY per stocked pair (sent through the webhook)."""
         return [
-            self._valid(uuid.uuid4(), "arrival", w, p, SEED_QUANTITY, "webhook", phase) for w, p in self.keys
+            self.valid_item(uuid.uuid4(), "arrival", w, p, SEED_QUANTITY, "webhook", phase)
+            for w, p in self.keys
         ]
 
-    def _valid(
+    def valid_item(
         self, mid: uuid.UUID, event: str, w: uuid.UUID, p: uuid.UUID, q: int, path: Path_, phase: str
     ) -> Item:
         body = json.dumps(
@@ -105,8 +106,8 @@ class Model:
         received = max(1, quantity - self.rng.choice((0, 0, 0, 1)))  # now and then one is lost on the way
         mid = uuid.uuid4()
         halves = [
-            self._valid(mid, "departure", source, product, quantity, path(), phase),
-            self._valid(mid, "arrival", destination, product, received, path(), phase),
+            self.valid_item(mid, "departure", source, product, quantity, path(), phase),
+            self.valid_item(mid, "arrival", destination, product, received, path(), phase),
         ]
         self.rng.shuffle(halves)
         return halves
