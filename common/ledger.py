@@ -113,7 +113,15 @@ def _apply_once(
     with conn.transaction():
         state = _lock(conn, valid)
         parked = _parked_records(conn, items)
-        decided = [parked.get(_record_key(item)) or _decide(state, item) for item in items]
+        decided = []
+        for item in items:
+            key = _record_key(item)
+            outcome = parked.get(key) if key is not None else None
+            if outcome is None:
+                outcome = _decide(state, item)
+                if key is not None and outcome.status == "rejected":
+                    parked[key] = outcome  # the same record again in this batch stays refused
+            decided.append(outcome)
         applied = [
             (item, outcome.event)
             for item, outcome in zip(items, decided, strict=True)
@@ -188,7 +196,7 @@ def _record_key(item: IncomingEvent) -> KafkaRecordKey | None:
 
 def _parked_records(
     conn: psycopg.Connection, items: Sequence[IncomingEvent]
-) -> dict[KafkaRecordKey | None, Outcome]:
+) -> dict[KafkaRecordKey, Outcome]:
     """Kafka records of this batch that an earlier delivery already parked: they stay parked.
 
     A redelivered record is decided once. Deciding it again could apply a departure refused
@@ -207,7 +215,7 @@ def _parked_records(
         """,
         ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
     )
-    parked: dict[KafkaRecordKey | None, Outcome] = {}
+    parked: dict[KafkaRecordKey, Outcome] = {}
     by_key = {_record_key(item): item for item in items}
     for topic, partition, offset, rejected_id, reason, detail in rows:
         item = by_key[(topic, partition, offset)]

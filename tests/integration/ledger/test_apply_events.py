@@ -510,15 +510,6 @@ def test_redelivered_kafka_record_keeps_its_refusal_even_after_a_restock(
     assert [r[1] for r in parked(ledger_conn)] == ["insufficient_stock"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: common/ledger.py _parked_records looks up already-parked Kafka records before the "
-        "batch is decided, so a record present twice in one batch is decided twice: the first copy "
-        "is parked as insufficient_stock, the second is applied after an arrival in between, and "
-        "the dead letter still says refused while the stock moved"
-    ),
-)
 def test_kafka_record_twice_in_one_batch_is_decided_once(
     ledger_conn: psycopg.Connection, ledger_make_event: Make
 ) -> None:
