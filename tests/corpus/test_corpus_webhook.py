@@ -179,7 +179,7 @@ def test_get_routes_answer_bad_ids_with_clean_4xx(app: App) -> None:
         f"/api/v1/warehouse/{uuid.uuid4()}/products/{'9' * 5000}",
         "/api/v1/movements/%00",
         "/api/v1/movements/{c6290746-790e-43fa-8270-014dc90e02e0",
-        "/api/v1/rejected-events/1/replay",  # not mounted here (webhook_only): 404/405, still JSON
+        "/api/v1/rejected-events/1/replay",  # POST only: 405, still JSON
     ]
     for path in paths:
         response = httpx.get(f"{app.base_url}{path}", timeout=30)
