@@ -1,7 +1,8 @@
 """Redis read-through cache for the two brief GET endpoints, never stale after a write.
 
 Keys are versioned: every write bumps `ver:<name>` after its transaction commits, and readers
-fetch the version and the entry for that version in one round trip. A reader that loaded an old
+fetch the version (and the cache generation, see `invalidate`) and the entry for that version in
+one round trip. A reader that loaded an old
 row just before the bump stores it under the old version, which nobody asks for again, so a read
 that starts after a write's commit can never see the value from before it.
 
@@ -23,11 +24,13 @@ from common.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] = version key, ARGV[1] = entry key prefix. Returns {version, entry or false}.
+# KEYS[1] = generation key, KEYS[2] = version key, ARGV[1] = entry key prefix.
+# Returns {"<generation>:<version>", entry or false}: one round trip.
 _READ_SCRIPT = """
-local v = redis.call('GET', KEYS[1]) or '0'
-return {v, redis.call('GET', ARGV[1] .. v)}
+local tag = (redis.call('GET', KEYS[1]) or '0') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+return {tag, redis.call('GET', ARGV[1] .. tag)}
 """
+GENERATION_KEY = "cache:generation"
 
 # KEYS = version keys, ARGV[1] = their TTL. One round trip however many names a batch touched.
 _BUMP_SCRIPT = """
@@ -96,13 +99,14 @@ def _write_client() -> redis.Redis | None:
 
 def reset() -> None:
     """Forget the clients (tests that change REDIS_URL or CACHE_ENABLED)."""
-    global _client, _writer, _read_script, _bump_script
+    global _client, _writer, _read_script, _bump_script, _owes_generation
     with _client_lock:
         for existing in (_client, _writer):
             if existing is not None:
                 existing.close()
         _client = _writer = None
         _read_script = _bump_script = None
+        _owes_generation = False
 
 
 def stock_name(warehouse_id: object, product_id: object) -> str:
@@ -116,10 +120,10 @@ def movement_name(movement_id: object) -> str:
 def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
     """The cached bytes for `name`, or `load()` (stored for next time unless it is None)."""
     r = client()
-    if r is None:
+    if r is None or not _debt_paid():
         return load()
     try:
-        version, cached = _read_script(keys=[f"ver:{name}"], args=[f"val:{name}:"])
+        tag, cached = _read_script(keys=[GENERATION_KEY, f"ver:{name}"], args=[f"val:{name}:"])
     except redis.RedisError as exc:
         _warn("read", exc)
         return load()
@@ -128,21 +132,59 @@ def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
     value = load()
     if value is not None:
         try:
-            r.set(f"val:{name}:{version.decode()}", value, ex=get_settings().cache_ttl_seconds)
+            r.set(f"val:{name}:{tag.decode()}", value, ex=get_settings().cache_ttl_seconds)
         except redis.RedisError as exc:
             _warn("fill", exc)
     return value
 
 
 def invalidate(names: Iterable[str]) -> None:
-    """Bump the versions of `names`; call only after the writing transaction committed."""
+    """Bump the versions of `names`; call only after the writing transaction committed.
+
+    If the bump fails (Redis down, frozen or unreachable) this process owes a new cache
+    generation: until Redis takes the generation bump, which makes every entry cached before it
+    unreachable, this process answers reads from PostgreSQL. It tries again on its next write and,
+    at most once a second, on a read. Another process (a Lambda container) could still serve an
+    entry cached before the outage, for at most CACHE_TTL_SECONDS.
+    """
+    global _owes_generation
     keys = [f"ver:{name}" for name in names]
     if not keys or _write_client() is None:
+        return
+    if _owes_generation and not _pay_generation():
         return
     ttl = max(get_settings().cache_ttl_seconds * 2, 60)
     try:
         _bump_script(keys=keys, args=[ttl])
     except redis.RedisError as exc:
-        # Entries written before the outage expire within the TTL; versions that vanish with a
-        # Redis restart start again at 0 with an empty cache, which is safe.
+        _owes_generation = True
         _warn("invalidate", exc)
+
+
+_owes_generation = False
+_last_payment_attempt = 0.0
+
+
+def _debt_paid() -> bool:
+    """True unless a generation bump is owed and cannot be paid now (tried at most once a second)."""
+    if not _owes_generation:
+        return True
+    if time.monotonic() - _last_payment_attempt < 1.0:
+        return False
+    return _pay_generation()
+
+
+def _pay_generation() -> bool:
+    global _owes_generation, _last_payment_attempt
+    _last_payment_attempt = time.monotonic()
+    writer = _write_client()
+    if writer is None:
+        return False
+    try:
+        writer.incr(GENERATION_KEY)
+    except redis.RedisError as exc:
+        _warn("generation bump", exc)
+        return False
+    _owes_generation = False
+    logger.warning("redis reachable again: cache generation bumped, entries from before dropped")
+    return True
