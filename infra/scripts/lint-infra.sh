@@ -182,7 +182,7 @@ fi
 
 # 5. Shell scripts -----------------------------------------------------------------------------
 step "shell scripts"
-shell_scripts=(infra/docker/entrypoint.sh infra/scripts/lint-infra.sh)
+shell_scripts=(infra/docker/entrypoint.sh infra/scripts/lint-infra.sh infra/scripts/chaos.sh)
 for script in "${shell_scripts[@]}"; do
     bash -n "$script" || fail "bash -n $script"
 done
