@@ -1,8 +1,9 @@
 """Fixtures for the ledger's integration tests, independent of any other conftest.
 
-They run against a real PostgreSQL: the database named by LEDGER_DATABASE_URL (default
-`ledger_dev`) with `_test` appended, created and migrated when missing. Every test starts from
-empty ledger tables.
+They run against a real PostgreSQL: the database named by LEDGER_DATABASE_URL with `_test`
+appended, created and migrated when missing. By default that is the server of DATABASE_URL (so
+`make test` on other ports follows it) and a database `<db>_ledger_test` of its own, since these
+tests empty the ledger tables before each test.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if str(ROOT) not in sys.path:  # `common` is not installed; make it importable h
 from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
 from common.migrate import migrate  # noqa: E402
 
-DEFAULT_LEDGER_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/ledger_dev"
+DEFAULT_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"
 LEDGER_TABLES = ("stock", "movements", "movement_events", "rejected_events")
 
 EventFactory = Callable[..., IncomingEvent]
@@ -36,10 +37,14 @@ EventFactory = Callable[..., IncomingEvent]
 
 def ledger_test_url() -> str:
     """The test database's URL: LEDGER_DATABASE_URL's database name with `_test` appended."""
+    explicit = os.environ.get("LEDGER_DATABASE_URL")
     base = psycopg.conninfo.conninfo_to_dict(
-        os.environ.get("LEDGER_DATABASE_URL", DEFAULT_LEDGER_DATABASE_URL)
+        explicit or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     )
-    base["dbname"] = f"{base.get('dbname') or 'ledger_dev'}_test"
+    name = str(base.get("dbname") or "warehouse")
+    if not explicit:
+        name = name.removesuffix("_test") + "_ledger"
+    base["dbname"] = f"{name}_test"
     return psycopg.conninfo.make_conninfo(**base)  # type: ignore[arg-type]
 
 
