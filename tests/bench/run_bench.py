@@ -953,12 +953,19 @@ def seed_stock_keys(count: int, quantity: int) -> list[tuple[str, str]]:
     return keys
 
 
-def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult) -> tuple[int, list[str]]:
-    """Exactly once: each 2xx event is one log row, no more rows than requests, stock = seed + log."""
+def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult, nonce: str) -> tuple[int, list[str]]:
+    """Exactly once: this run's 2xx events are each one log row, no more rows than requests were
+    made, and every key's stock is its seed plus all the webhook events logged for it.
+
+    The run's events are told apart by their movement ids, which start with its 8-hex-digit nonce.
+    Returns the number of events this run applied, and the problems found."""
     problems = []
     time.sleep(1.0)  # requests in flight when wrk stopped finish on the server
     with db() as conn:
-        applied = conn.execute("SELECT count(*) FROM movement_events WHERE origin = 'webhook'").fetchone()[0]
+        applied = conn.execute(
+            "SELECT count(*) FROM movement_events WHERE origin = 'webhook' AND movement_id::text LIKE %s",
+            (f"{nonce}-%",),
+        ).fetchone()[0]
         rows = conn.execute(
             """
             SELECT s.warehouse_id::text, s.product_id::text, s.quantity,
@@ -1038,22 +1045,19 @@ def bench_http(cfg: Config, report: Report) -> None:
             )
         for run in range(cfg.runs):
             log(f"http run {run + 1}/{cfg.runs}")
-            before = applied_total
+            nonce = f"{cfg.nonce[:4]}{run:04x}"  # 8 hex digits: the first group of this run's ids
             webhook.append(
                 server.wrk(
-                    WEBHOOK_PATH,
-                    WEBHOOK_LUA,
-                    [str(keys_file), f"{cfg.nonce[:4]}{run:04x}"],
-                    connections=conns,
-                    seconds=secs,
+                    WEBHOOK_PATH, WEBHOOK_LUA, [str(keys_file), nonce], connections=conns, seconds=secs
                 )
             )
-            applied_total, problems = check_webhook(seeded, webhook[-1])
+            applied, problems = check_webhook(seeded, webhook[-1], nonce)
             if problems:
                 raise RuntimeError("webhook run left a wrong state: " + "; ".join(problems))
+            applied_total += applied
             log(
                 f"  webhook {webhook[-1].rps:,.0f}/s p99 {webhook[-1].p99_ms:.1f} ms, "
-                f"{applied_total - before:,} applied, checked"
+                f"{applied:,} applied, checked"
             )
             # The webhook run just bumped the cache version of most keys: fill the cache again.
             warm_cache(server.base, keys)
