@@ -3,7 +3,7 @@
 # GET stock over HTTP at the same time for a bounded time; prints a summary and the chart's path
 # (.stack/loadtest/loadtest-<time>.png).
 #
-#   make loadtest                                        60 s, 1,500 events/s, 16 read connections
+#   make loadtest                                        60 s, 1,000 events/s, 16 read connections
 #   make loadtest LOADTEST_ARGS="--duration 30 --rate 3000"
 #   bash infra/scripts/loadtest.sh --duration 20         arguments go to loadtest.py
 #

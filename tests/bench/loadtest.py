@@ -58,7 +58,7 @@ class Sample:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=60, help="seconds of load (60)")
-    p.add_argument("--rate", type=int, default=1500, help="events/s the producer sends (1,500)")
+    p.add_argument("--rate", type=int, default=1000, help="events/s the producer sends (1,000)")
     p.add_argument("--read-connections", type=int, default=16, help="wrk connections for reads (16)")
     p.add_argument("--http-workers", type=int, default=1, help="uvicorn workers (1)")
     p.add_argument("--drain", type=float, default=60, help="at most this long to apply the backlog (60)")
