@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 next_tick += 1
                 now = time.time()
                 applied = rb.count_applied(conn, topic)
+                if applied >= expected:
+                    applied = rb.exact_applied(conn, topic)
                 window = window_at(reads, now - 0.5) if now < end_load else None
                 samples.append(
                     Sample(
