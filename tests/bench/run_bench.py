@@ -88,6 +88,7 @@ class Config:
     connections: int
     http_workers: int
     poller_crc32c: bool
+    whatif_group_commit: bool
     only: set[str]
     soak: bool
     database_url: str
@@ -856,7 +857,9 @@ def free_port() -> int:
 class Server:
     """uvicorn serving tests.bench.bench_asgi:app (the local app + /bench/noop) on 127.0.0.1."""
 
-    def __init__(self, cfg: Config, *, workers: int, cache: bool) -> None:
+    def __init__(
+        self, cfg: Config, *, workers: int, cache: bool, app: str = "tests.bench.bench_asgi:app"
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database_url = cfg.database_url
@@ -868,7 +871,7 @@ class Server:
             PY,
             "-m",
             "uvicorn",
-            "tests.bench.bench_asgi:app",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -1054,7 +1057,8 @@ def bench_http(cfg: Config, report: Report) -> None:
     noop: list[WrkResult] = []
     cold: list[WrkResult] = []
     applied_total = 0
-    with Server(cfg, workers=cfg.http_workers, cache=True) as server:
+    app = "tests.bench.whatif_group_commit:app" if cfg.whatif_group_commit else "tests.bench.bench_asgi:app"
+    with Server(cfg, workers=cfg.http_workers, cache=True, app=app) as server:
         single = single_connection_latency(server.base, NOOP_PATH)
         report.raw["single_connection"] = asdict(single)
         log(
@@ -1127,7 +1131,8 @@ def bench_http(cfg: Config, report: Report) -> None:
     wh_rps = m(webhook, "rps")
     report.add(
         Row(
-            f"4. webhook, {conns} connections, {secs:g} s: events/s, p50 / p99",
+            f"4. webhook, {conns} connections, {secs:g} s: events/s, p50 / p99"
+            + (" (what-if: group commit)" if cfg.whatif_group_commit else ""),
             f"{wh_rps:,.0f}/s; {m(webhook, 'p50_ms'):.1f} / {m(webhook, 'p99_ms'):.1f} ms",
             f">= {TARGETS['webhook_eps']:,}/s, all 2xx, each applied once",
             verdict(wh_rps >= TARGETS["webhook_eps"]),
@@ -1246,6 +1251,12 @@ def parse_args(argv: list[str] | None) -> Config:
         help="what-if for row 3: run the poller with the crc32c wheel of .stack/bench/pylib importable "
         "(kafka-python then checks record CRCs in C instead of pure Python)",
     )
+    p.add_argument(
+        "--whatif-group-commit",
+        action="store_true",
+        help="what-if for rows 4-5: concurrent webhook requests share one ledger transaction "
+        "(tests/bench/whatif_group_commit.py)",
+    )
     p.add_argument("--producer", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.producer:
@@ -1266,6 +1277,7 @@ def parse_args(argv: list[str] | None) -> Config:
         connections=args.connections,
         http_workers=args.http_workers,
         poller_crc32c=args.poller_crc32c,
+        whatif_group_commit=args.whatif_group_commit,
         only=only,
         soak=args.soak,
         database_url=bench_database_url(),
