@@ -18,10 +18,10 @@ import pytest
 
 from common import cache, db
 from common.config import get_settings
-from common.events import EVENT_TYPE, Origin, parse_event
+from common.events import Origin, parse_event
 from common.service import ingest
 from common.views import read_stock_json
-from tests.e2e.support import free_port, start_redis
+from tests.e2e.support import body, envelope, free_port, new_id, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -95,22 +95,12 @@ def redis_behind_proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def _arrival(warehouse: object, product: object, quantity: int) -> bytes:
-    return json.dumps(
-        {
-            "id": str(uuid4()),
-            "source": "WH-1",
-            "specversion": "1.0",
-            "type": EVENT_TYPE,
-            "data": {
-                "movement_id": str(uuid4()),
-                "warehouse_id": str(warehouse),
-                "product_id": str(product),
-                "event": "arrival",
-                "quantity": quantity,
-                "timestamp": "2025-02-18T12:00:00Z",
-            },
-        }
-    ).encode()
+    return body(
+        envelope(
+            "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product),
+            quantity=quantity,
+        )
+    )
 
 
 def _quantity(warehouse: object, product: object) -> int:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from uuid import uuid4
 
 import psycopg
 import pytest
 
-from common.events import EVENT_TYPE, Origin, parse_event
+from common.events import Origin, parse_event
 from common.ledger import Outcome, apply_events
 from common.views import get_stock
+from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ COPIES = 5
 TRIALS = 20
 
 
-def _race(database_url: str, raw: str) -> tuple[list[Outcome], list[BaseException]]:
+def _race(database_url: str, raw: bytes) -> tuple[list[Outcome], list[BaseException]]:
     """Deliver COPIES copies of `raw` at once, each on its own connection."""
     start = threading.Barrier(COPIES)
     answers: list[Outcome] = []
@@ -44,21 +44,11 @@ def _race(database_url: str, raw: str) -> tuple[list[Outcome], list[BaseExceptio
 def test_racing_copies_of_an_arrival_on_a_new_pair_answer_the_stock_it_made(database_url: str) -> None:
     for _ in range(TRIALS):
         warehouse, product = uuid4(), uuid4()
-        raw = json.dumps(
-            {
-                "id": "copy",
-                "source": "WH-1",
-                "specversion": "1.0",
-                "type": EVENT_TYPE,
-                "data": {
-                    "movement_id": str(uuid4()),
-                    "warehouse_id": str(warehouse),
-                    "product_id": str(product),
-                    "event": "arrival",
-                    "quantity": 3,
-                    "timestamp": "2025-02-18T12:00:00Z",
-                },
-            }
+        raw = body(
+            envelope(
+                "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product),
+                quantity=3,
+            )
         )
 
         answers, errors = _race(database_url, raw)

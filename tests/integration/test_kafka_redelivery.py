@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
-from common.events import EVENT_TYPE, IncomingEvent, Origin, parse_event
+from common.events import IncomingEvent, Origin, parse_event
 from common.ledger import apply_events
 from common.views import get_stock
+from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration
 
 
 def _event(warehouse: UUID, product: UUID, kind: str, quantity: int, origin: Origin) -> IncomingEvent:
-    body = {
-        "id": str(uuid4()),
-        "source": "WH-1",
-        "specversion": "1.0",
-        "type": EVENT_TYPE,
-        "data": {
-            "movement_id": str(uuid4()),
-            "warehouse_id": str(warehouse),
-            "product_id": str(product),
-            "event": kind,
-            "quantity": quantity,
-            "timestamp": "2025-02-18T12:00:00Z",
-        },
-    }
-    return parse_event(json.dumps(body), origin)
+    payload = envelope(
+        kind, movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product), quantity=quantity
+    )
+    return parse_event(body(payload), origin)
 
 
 def test_a_parked_departure_redelivered_after_restock_stays_parked(db_conn: psycopg.Connection) -> None:
