@@ -678,7 +678,7 @@ def bench_kafka(cfg: Config, report: Report) -> None:
         report.add(
             Row(
                 f"3s. soak, {cfg.soak_events:,} events: poller RSS at 10 % -> end",
-                f"{base:.0f} -> {soak.rss_end_mb:.0f} MB (+{growth:.0f}); {soak.eps:,.0f} events/s",
+                f"{base:.0f} -> {soak.rss_end_mb:.0f} MB ({growth:+.0f}); {soak.eps:,.0f} events/s",
                 f"growth < {TARGETS['soak_growth_mb']} MB",
                 verdict(growth < TARGETS["soak_growth_mb"] and not soak.problems),
                 f"RSS after the first event {soak.rss_after_warmup_mb:.0f} MB, "
