@@ -50,6 +50,7 @@ HEARTBEAT_INTERVAL_MS = 2_000
 # installed: that alone would cost more than applying the batch. Without the module the check is
 # skipped; the broker validated the CRC when the batch was produced and TCP checksums the wire.
 CHECK_CRCS = importlib.util.find_spec("crc32c") is not None
+METADATA_MAX_AGE_MS = 10_000
 # How long a single broker request (commit, end offsets, close) may block the loop.
 REQUEST_BUDGET_MS = 10_000
 
@@ -231,6 +232,9 @@ class Poller:
             "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
             "reconnect_backoff_max_ms": 5_000,
             "bootstrap_timeout_ms": 5_000,
+            # A consumer that joins before the topic's metadata is visible (a topic just created)
+            # is assigned nothing until the next metadata refresh: 5 min by default, 10 s here.
+            "metadata_max_age_ms": METADATA_MAX_AGE_MS,
         }
         config.update(self._consumer_config)
         consumer = KafkaConsumer(**config)
