@@ -22,7 +22,6 @@ import contextlib
 import csv
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import tempfile
@@ -243,14 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_reads.set()
         reader.join(10)
         server.stop()
-        for proc in (producer, poller):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (producer, poller):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        rb.stop_processes(producer, poller)
         poller_log.close()
         with contextlib.suppress(Exception):
             admin.delete_topics([topic])

@@ -97,6 +97,19 @@ class Config:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
+def stop_processes(*procs: subprocess.Popen) -> None:
+    """SIGTERM every process still running, then wait; kill what does not stop within 20 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def _loopback(url_or_hostport: str) -> None:
     """Refuse anything but this machine: benchmarks only ever load 127.0.0.1."""
     host = urlsplit(url_or_hostport if "//" in url_or_hostport else f"//{url_or_hostport}").hostname
@@ -599,15 +612,7 @@ def kafka_e2e(cfg: Config, events: int, *, label: str, timeout: float) -> KafkaR
             )
         waiter.join(10)
     finally:
-        for proc in (producer, poller):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (producer, poller):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_processes(producer, poller)
         poller_log.close()
         with contextlib.suppress(Exception):
             admin.delete_topics([topic])
