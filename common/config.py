@@ -1,84 +1,135 @@
-"""Configuration, read only from environment variables (and `.env` when present).
+"""Configuration: typed, read from environment variables and `.env`, checked once at start.
 
-Every variable is listed with its default and meaning in `.env.example`.
+Every variable is listed with its default and meaning in `.env.example`. A wrong value
+(`CACHE_ENABLED=ture`, `APP_MODE=kafak`, `DB_POOL_MAX=0`) stops the process at start with an error
+naming the variable, instead of silently changing behaviour. The real environment wins over
+`.env`; an empty variable counts as unset (SAM declares some variables empty on purpose).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"
 
 
-def _load_dotenv() -> None:
-    """Load `.env` from the project root without overriding the real environment."""
-    env_file = PROJECT_ROOT / ".env"
-    if env_file.is_file():
-        from dotenv import load_dotenv
 
-        load_dotenv(env_file, override=False)
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+KafkaSecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+]
+KafkaSaslMechanism = Annotated[
+    Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"], BeforeValidator(_upper)
+]
+AppMode = Literal["kafka", "webhook_only"]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
+
+# Fields whose values must never appear in an error message or a repr.
+SECRET_FIELDS = frozenset(
+    {"database_url", "kafka_sasl_password", "webhook_token", "operator_token", "redis_url"}
+)
 
 
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+class ConfigError(ValueError):
+    """A configuration variable has a value the service cannot use; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    db_secret_arn: str | None
-    db_pool_max: int
-    db_pool_timeout_seconds: float
-    redis_url: str
-    cache_enabled: bool
-    cache_ttl_seconds: int
-    redis_timeout_seconds: float
-    kafka_bootstrap_servers: str
-    kafka_topic: str
-    kafka_group_id: str
-    kafka_batch_size: int
-    kafka_poll_timeout_ms: int
-    dlq_topic: str | None
-    app_mode: str
-    app_host: str
-    app_port: int
-    webhook_token: str | None
-    max_body_bytes: int
-    log_level: str
+class Settings(BaseSettings):
+    """One process's configuration; field `x_y` is read from the variable `X_Y`."""
+
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # --- PostgreSQL
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
+    db_secret_arn: str | None = None
+    db_pool_max: int = Field(10, ge=1, le=1000)
+    db_pool_timeout_seconds: float = Field(3.0, gt=0, le=600)
+    # A pooled connection is replaced after this long, so it picks up rotated credentials.
+    db_pool_max_lifetime_seconds: float = Field(900.0, ge=60)
+    # Per-session guards; 0 turns one off (PostgreSQL's own meaning of 0).
+    db_statement_timeout_ms: int = Field(15_000, ge=0)
+    db_lock_timeout_ms: int = Field(2_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(30_000, ge=0)
+
+    # --- Redis (read cache)
+    redis_url: str = Field("redis://127.0.0.1:6379/0", repr=False)
+    cache_enabled: bool = True
+    cache_ttl_seconds: int = Field(60, ge=1)
+    redis_timeout_seconds: float = Field(0.05, gt=0, le=60)
+
+    # --- Kafka
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    kafka_topic: str = Field("warehouse-movements", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_group_id: str = Field("warehouse-stock", min_length=1)
+    kafka_batch_size: int = Field(1000, ge=1, le=100_000)
+    kafka_poll_timeout_ms: int = Field(500, ge=0)
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(None, repr=False)
+    # Secrets Manager secret {"username", "password"}; replaces the two variables above.
+    kafka_sasl_secret_arn: str | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
+    # Region for MSK IAM (OAUTHBEARER); defaults to AWS_REGION.
+    kafka_aws_region: str | None = None
+    dlq_topic: str | None = None
+    # A Kafka departure refused for insufficient stock is retried when arrivals for its stock are
+    # applied within this many seconds of its receipt; 0 turns the automatic retry off.
+    auto_replay_window_seconds: int = Field(3600, ge=0)
+
+    # --- The HTTP app and its guards
+    app_mode: AppMode = "kafka"
+    app_host: str = "127.0.0.1"
+    app_port: int = Field(8000, ge=1, le=65535)
+    # Worker processes of the local app; unset means one per CPU core.
+    app_workers: int | None = Field(None, ge=1, le=64)
+    access_log: bool = False
+    webhook_token: str | None = Field(None, repr=False)
+    webhook_token_secret_arn: str | None = None
+    operator_token: str | None = Field(None, repr=False)
+    operator_token_secret_arn: str | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    log_level: LogLevel = "INFO"
+
+    # --- Retention (see `warehouse-stock retention`)
+    dead_letter_retention_days: int = Field(90, ge=1)
+    event_log_retention_days: int | None = Field(None, ge=1)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per wrong variable, by its environment name; secret values are never echoed."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        got = "" if name in SECRET_FIELDS else f" (got {error.get('input')!r})"
+        lines.append(f"{name.upper()}: {error['msg']}{got}")
+    return "invalid configuration: " + "; ".join(lines)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    _load_dotenv()
-    env = os.environ
-    return Settings(
-        database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
-        db_secret_arn=env.get("DB_SECRET_ARN") or None,
-        db_pool_max=_int("DB_POOL_MAX", 10),
-        db_pool_timeout_seconds=_float("DB_POOL_TIMEOUT_SECONDS", 3.0),
-        redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        cache_enabled=env.get("CACHE_ENABLED", "true").lower() in ("1", "true", "yes", "on"),
-        cache_ttl_seconds=_int("CACHE_TTL_SECONDS", 60),
-        redis_timeout_seconds=_float("REDIS_TIMEOUT_SECONDS", 0.05),
-        kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        kafka_topic=env.get("KAFKA_TOPIC", "warehouse-movements"),
-        kafka_group_id=env.get("KAFKA_GROUP_ID", "warehouse-stock"),
-        kafka_batch_size=_int("KAFKA_BATCH_SIZE", 1000),
-        kafka_poll_timeout_ms=_int("KAFKA_POLL_TIMEOUT_MS", 500),
-        dlq_topic=env.get("DLQ_TOPIC") or None,
-        app_mode=env.get("APP_MODE", "kafka"),
-        app_host=env.get("APP_HOST", "127.0.0.1"),
-        app_port=_int("APP_PORT", 8000),
-        webhook_token=env.get("WEBHOOK_TOKEN") or None,
-        max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
-        log_level=env.get("LOG_LEVEL", "INFO"),
-    )
+    """The process-wide settings, read once; `get_settings.cache_clear()` re-reads them."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None

@@ -6,6 +6,7 @@ is not, so the caller can answer 422 (webhook) or park the record (Kafka) and no
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -114,20 +115,29 @@ class Envelope(BaseModel):
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an event came from: the webhook, a Kafka record, or an operator's replay."""
+    """Where an event came from: the webhook, a Kafka record, or an operator's replay.
+
+    A Kafka record also carries its cluster (when the trigger names it) and its key: coordinates
+    alone repeat (a recreated topic restarts at offset 0, a second cluster has the same topic
+    name), so a record's identity is cluster + coordinates + a digest of key and value.
+    """
 
     kind: Literal["webhook", "kafka", "replay"]
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    cluster: str | None = None
+    key: bytes | None = None
 
     @classmethod
     def webhook(cls) -> Origin:
         return cls("webhook")
 
     @classmethod
-    def kafka(cls, topic: str, partition: int, offset: int) -> Origin:
-        return cls("kafka", topic, partition, offset)
+    def kafka(
+        cls, topic: str, partition: int, offset: int, *, cluster: str | None = None, key: bytes | None = None
+    ) -> Origin:
+        return cls("kafka", topic, partition, offset, cluster, key)
 
     def describe(self) -> str:
         if self.kind == "kafka":
@@ -151,6 +161,14 @@ class IncomingEvent:
     @property
     def error_detail(self) -> str:
         return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the record's key and value: a keyless record's digest is that of its value."""
+        key = self.origin.key
+        if key is None:
+            return hashlib.sha256(self.raw).digest()
+        return hashlib.sha256(len(key).to_bytes(4, "big") + key + self.raw).digest()
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

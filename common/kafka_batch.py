@@ -82,13 +82,40 @@ def _invalid(raw: bytes, origin: Origin, message: str, kind: str) -> IncomingEve
     return IncomingEvent(raw, origin, errors=[{"field": "value", "message": message, "type": kind}])
 
 
-def record_to_incoming(record: Mapping[str, Any]) -> IncomingEvent:
+def _b64_or_text(value: Any) -> bytes | None:
+    """A base64 field's bytes; a field that is not base64 is kept as its text (it still identifies)."""
+    if value is None:
+        return None
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        return (value if isinstance(value, str) else str(value)).encode("utf-8", "replace")
+
+
+def cluster_of(event: Mapping[str, Any]) -> str | None:
+    """The cluster a Lambda Kafka event was read from: the MSK cluster ARN, else the bootstrap servers."""
+    arn = event.get("eventSourceArn")
+    if isinstance(arn, str) and arn:
+        return arn
+    servers = event.get("bootstrapServers")
+    if isinstance(servers, str) and servers.strip():
+        return ",".join(sorted(s.strip() for s in servers.split(",") if s.strip()))
+    return None
+
+
+def record_to_incoming(record: Mapping[str, Any], cluster: str | None = None) -> IncomingEvent:
     """One record of the Lambda Kafka event (base64 `value`) as an `IncomingEvent`; never raises.
 
     A tombstone (value absent or null) and a value that is not base64 cannot ever become a
     movement, so they come back invalid, to be parked like any other bad payload.
     """
-    origin = Origin.kafka(str(record["topic"]), int(record["partition"]), int(record["offset"]))
+    origin = Origin.kafka(
+        str(record["topic"]),
+        int(record["partition"]),
+        int(record["offset"]),
+        cluster=cluster,
+        key=_b64_or_text(record.get("key")),
+    )
     value = record.get("value")
     if value is None:
         return _invalid(b"", origin, "tombstone: the record has no value", "missing")
@@ -115,7 +142,7 @@ def ordered_records(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
     return list(heapq.merge(*chunks, key=lambda r: int(r.get("timestamp") or 0)))
 
 
-def ingest_records(records: Iterable[Mapping[str, Any]]) -> BatchResult:
+def ingest_records(records: Iterable[Mapping[str, Any]], cluster: str | None = None) -> BatchResult:
     """Decode and validate every record, then apply them all in one transaction.
 
     Database faults (unreachable, lost races beyond the bounded retries) propagate: the caller
@@ -123,7 +150,7 @@ def ingest_records(records: Iterable[Mapping[str, Any]]) -> BatchResult:
     topic) is best effort and never raises.
     """
     started = time.perf_counter()
-    items = [record_to_incoming(record) for record in records]
+    items = [record_to_incoming(record, cluster) for record in records]
     outcomes = service.ingest(items)
     result = BatchResult(items, outcomes, time.perf_counter() - started)
     _record_metrics(outcomes)
@@ -135,7 +162,7 @@ def ingest_records(records: Iterable[Mapping[str, Any]]) -> BatchResult:
 
 def ingest_kafka_event(event: KafkaEvent) -> BatchResult:
     """The whole Lambda Kafka event (MSK or self-managed) as one batch."""
-    return ingest_records(ordered_records(event["records"]))
+    return ingest_records(ordered_records(event["records"]), cluster_of(event))
 
 
 def _record_metrics(outcomes: Sequence[Outcome]) -> None:

@@ -186,12 +186,15 @@ def _lock(conn: psycopg.Connection, events: list[MovementData]) -> _LockedState:
     )
 
 
-KafkaRecordKey = tuple[str | None, int | None, int | None]
+# (cluster, topic, partition, offset, digest of key and value): see Origin.
+KafkaRecordKey = tuple[str | None, str | None, int | None, int | None, bytes]
 
 
 def _record_key(item: IncomingEvent) -> KafkaRecordKey | None:
     origin = item.origin
-    return (origin.topic, origin.partition, origin.offset) if origin.kind == "kafka" else None
+    if origin.kind != "kafka":
+        return None
+    return (origin.cluster, origin.topic, origin.partition, origin.offset, item.digest)
 
 
 def _parked_records(
@@ -201,25 +204,30 @@ def _parked_records(
 
     A redelivered record is decided once. Deciding it again could apply a departure refused
     earlier, now that stock has arrived, while its dead letter still says refused; recovering it
-    is the operator's replay.
+    is the operator's replay. Another record at the same coordinates (a recreated topic, another
+    cluster) has another digest or cluster and is decided on its own merits.
     """
-    keys = [key for key in map(_record_key, items) if key is not None]
-    if not keys:
+    by_key = {key: item for item in items if (key := _record_key(item)) is not None}
+    if not by_key:
         return {}
+    keys = list(by_key)
     rows = conn.execute(
         """
-        SELECT r.kafka_topic, r.kafka_partition, r.kafka_offset, r.id, r.reason, r.detail
+        SELECT k.c, r.kafka_topic, r.kafka_partition, r.kafka_offset, r.record_digest,
+               r.id, r.reason, r.detail
         FROM rejected_events r
-        JOIN unnest(%b::text[], %b::int4[], %b::int8[]) AS k(t, p, o)
+        JOIN unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::bytea[]) AS k(c, t, p, o, d)
           ON r.kafka_topic = k.t AND r.kafka_partition = k.p AND r.kafka_offset = k.o
+         AND r.record_digest = k.d
+         AND (r.kafka_cluster IS NULL OR r.kafka_cluster = k.c)
         """,
-        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        tuple([k[i] for k in keys] for i in range(5)),
     )
     parked: dict[KafkaRecordKey, Outcome] = {}
-    by_key = {_record_key(item): item for item in items}
-    for topic, partition, offset, rejected_id, reason, detail in rows:
-        item = by_key[(topic, partition, offset)]
-        parked[(topic, partition, offset)] = Outcome(
+    for cluster, topic, partition, offset, digest, rejected_id, reason, detail in rows:
+        key = (cluster, topic, partition, offset, bytes(digest))
+        item = by_key[key]
+        parked[key] = Outcome(
             "rejected",
             event=item.envelope.data if item.envelope else None,
             reason=reason,
@@ -310,7 +318,7 @@ def _write_log(conn: psycopg.Connection, applied: list[tuple[IncomingEvent, Move
         """
             COPY movement_events (movement_id, event, warehouse_id, product_id, quantity,
                                   occurred_at, envelope_id, origin, kafka_topic,
-                                  kafka_partition, kafka_offset)
+                                  kafka_partition, kafka_offset, kafka_cluster)
             FROM STDIN
             """
     ) as copy:
@@ -329,6 +337,7 @@ def _write_log(conn: psycopg.Connection, applied: list[tuple[IncomingEvent, Move
                     origin.topic,
                     origin.partition,
                     origin.offset,
+                    origin.cluster,
                 )
             )
 
@@ -427,9 +436,12 @@ def _park_rejected(
             cur.execute(
                 """
                 INSERT INTO rejected_events (reason, detail, raw_payload, movement_id, event, origin,
-                                             kafka_topic, kafka_partition, kafka_offset)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) WHERE kafka_topic IS NOT NULL
+                                             kafka_topic, kafka_partition, kafka_offset,
+                                             kafka_cluster, record_digest, warehouse_id, product_id)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (kafka_topic, kafka_partition, kafka_offset, record_digest,
+                             (coalesce(kafka_cluster, '')))
+                   WHERE kafka_topic IS NOT NULL
                 DO UPDATE SET kafka_topic = EXCLUDED.kafka_topic
                 RETURNING id
                 """,
@@ -443,6 +455,10 @@ def _park_rejected(
                     origin.topic,
                     origin.partition,
                     origin.offset,
+                    origin.cluster,
+                    item.digest if origin.kind == "kafka" else None,
+                    event.warehouse_id if event else None,
+                    event.product_id if event else None,
                 ),
             )
             row = cur.fetchone()

@@ -28,10 +28,10 @@ import pytest
 from psycopg import sql
 
 from common.config import DEFAULT_DATABASE_URL, PROJECT_ROOT, get_settings
-from common.migrate import migrate
+from common.migrate import DATA_TABLES, migrate
 
 TESTS_DIR = Path(__file__).resolve().parent
-LEDGER_TABLES = ("stock", "movements", "movement_events", "rejected_events")
+LEDGER_TABLES = DATA_TABLES
 FOLDER_MARKERS = {"unit", "integration", "e2e", "lambda"}
 
 

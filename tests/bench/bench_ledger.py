@@ -37,10 +37,10 @@ if str(ROOT) not in sys.path:
 from common.db import connect  # noqa: E402
 from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
 from common.ledger import apply_events  # noqa: E402
-from common.migrate import migrate  # noqa: E402
+from common.migrate import DATA_TABLES, migrate  # noqa: E402
 
 DEFAULT_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/ledger_dev"
-TABLES = ("stock", "movements", "movement_events", "rejected_events")
+TABLES = DATA_TABLES
 WAREHOUSES, PRODUCTS = 50, 20  # 1,000 pairs
 
 Raw = list[bytes]

@@ -52,13 +52,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from common.migrate import DATA_TABLES  # noqa: E402
 from tests.bench import ceiling_sql, cold_start  # noqa: E402
 from tests.bench.workload import Workload, generate, msk_events, partition_of  # noqa: E402
 
 OUT_DIR = ROOT / ".stack" / "bench"
 LOG_DIR = OUT_DIR / "logs"
 PY = sys.executable
-LEDGER_TABLES = "stock, movements, movement_events, rejected_events"
+LEDGER_TABLES = ", ".join(DATA_TABLES)
 STOCK_PATH = "/api/v1/warehouse/{w}/products/{p}"
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 NOOP_PATH = "/bench/noop"
@@ -868,7 +869,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database_url = cfg.database_url
-        env = child_env(cfg, APP_MODE="webhook", CACHE_ENABLED="true" if cache else "false")
+        env = child_env(cfg, APP_MODE="webhook_only", CACHE_ENABLED="true" if cache else "false")
         self.log_path = LOG_DIR / f"uvicorn-{'cache' if cache else 'nocache'}.log"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()

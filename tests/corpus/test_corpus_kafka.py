@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -205,8 +204,8 @@ def test_poller_moves_past_every_bad_record_on_a_real_topic(
     values = [*bad, good]
     produce(kafka_bootstrap, corpus_topic, values)
     group = f"corpus-{uuid.uuid4().hex[:8]}"
-    settings = dataclasses.replace(
-        get_settings(), kafka_topic=corpus_topic, kafka_group_id=group, kafka_poll_timeout_ms=200
+    settings = get_settings().model_copy(
+        update=dict(kafka_topic=corpus_topic, kafka_group_id=group, kafka_poll_timeout_ms=200)
     )
     poller = Poller(settings, lag_interval=1.0)
     poller.start()

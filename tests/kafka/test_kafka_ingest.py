@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import dataclasses
 import json
 import os
 import signal
@@ -61,7 +60,7 @@ T0 = datetime(2025, 2, 18, 8, 0, tzinfo=UTC)
 
 @contextmanager
 def running_poller(topic: str, group: str) -> Iterator[Poller]:
-    settings = dataclasses.replace(get_settings(), kafka_topic=topic, kafka_group_id=group)
+    settings = get_settings().model_copy(update=dict(kafka_topic=topic, kafka_group_id=group))
     poller = Poller(settings, lag_interval=0.5)
     poller.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import threading
 from typing import Any
@@ -218,7 +217,7 @@ def test_parked_records_are_copied_to_the_dlq_topic_when_set(monkeypatch: pytest
     monkeypatch.setattr(service, "ingest", _fake_ingest)
     monkeypatch.setattr(kafka_batch, "_dlq_producer", lambda: producer)
     monkeypatch.setattr(
-        kafka_batch, "get_settings", lambda: dataclasses.replace(get_settings(), dlq_topic="dlq")
+        kafka_batch, "get_settings", lambda: get_settings().model_copy(update=dict(dlq_topic="dlq"))
     )
     kafka_batch.ingest_records(
         [record(json.dumps(VALID).encode(), offset=1), record(b"\x00poison", offset=2)]
@@ -234,7 +233,7 @@ def test_a_failing_dlq_never_fails_the_batch(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(service, "ingest", _fake_ingest)
     monkeypatch.setattr(kafka_batch, "_dlq_producer", lambda: _FakeProducer(fail=True))
     monkeypatch.setattr(
-        kafka_batch, "get_settings", lambda: dataclasses.replace(get_settings(), dlq_topic="dlq")
+        kafka_batch, "get_settings", lambda: get_settings().model_copy(update=dict(dlq_topic="dlq"))
     )
     result = kafka_batch.ingest_records([record(b"poison")])
     assert result.counts == {"rejected_invalid": 1}
@@ -284,7 +283,7 @@ class _ScriptedConsumer:
 
 
 def _poller(consumer: _ScriptedConsumer, handler: Any) -> Poller:
-    settings = dataclasses.replace(get_settings(), kafka_batch_size=2, kafka_poll_timeout_ms=10)
+    settings = get_settings().model_copy(update=dict(kafka_batch_size=2, kafka_poll_timeout_ms=10))
     poller = Poller(settings, handler=handler, max_backoff=0.01, lag_interval=0.0)
 
     def connect() -> None:

@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:  # `common` is not installed; make it importable h
     sys.path.insert(0, str(ROOT))
 
 from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
-from common.migrate import migrate  # noqa: E402
+from common.migrate import DATA_TABLES, migrate  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"
-LEDGER_TABLES = ("stock", "movements", "movement_events", "rejected_events")
+LEDGER_TABLES = DATA_TABLES
 
 EventFactory = Callable[..., IncomingEvent]
 

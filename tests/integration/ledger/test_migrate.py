@@ -13,13 +13,13 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from common.migrate import migrate, migration_files
+from common.migrate import DATA_TABLES, migrate, migration_files
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 VERSIONS = [path.stem for path in migration_files()]
-LEDGER_TABLES = {"stock", "movements", "movement_events", "rejected_events"}
+LEDGER_TABLES = set(DATA_TABLES)
 
 FreshDatabase = Callable[[], str]
 

@@ -1,0 +1,1 @@
+"""The operator's command line: `warehouse-stock <subcommand>` (see `warehouse-stock --help`)."""
