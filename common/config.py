@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # --- PostgreSQL
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
     db_secret_arn: str | None = None
+    # Connect here instead of the secret's host (an RDS Proxy endpoint); port and TLS unchanged.
+    db_proxy_endpoint: str | None = None
     db_pool_max: int = Field(10, ge=1, le=1000)
     db_pool_timeout_seconds: float = Field(3.0, gt=0, le=600)
     # A pooled connection is replaced after this long, so it picks up rotated credentials.
@@ -108,6 +110,9 @@ class Settings(BaseSettings):
     webhook_token_secret_arn: str | None = None
     operator_token: str | None = Field(None, repr=False)
     operator_token_secret_arn: str | None = None
+    # `token`: the app checks OPERATOR_TOKEN; `gateway`: API Gateway authorizes the operator routes
+    # (IAM or JWT in template.yaml) and the app trusts it.
+    operator_auth: Literal["token", "gateway"] = "token"
     max_body_bytes: int = Field(1024 * 1024, ge=1)
     log_level: LogLevel = "INFO"
 
