@@ -596,7 +596,7 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     (statement,) = policy
     assert statement["Action"] == "execute-api:Invoke"
     arns = sorted(r["Fn::Sub"].rpartition("${HttpApi}/")[2] for r in statement["Resource"])
-    assert arns == ["$default/GET/api/v1/rejected-events", "$default/POST/api/v1/rejected-events/*/replay"]
+    assert arns == ["*/GET/api/v1/rejected-events", "*/POST/api/v1/rejected-events/*/replay"]
 
 
 def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch) -> None:
