@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: bring the local stack up, then print the benchmark table (tests/bench/run_bench.py).
+# `make bench`: bring the local stack up, then print the benchmark table (tools/bench/run_bench.py).
 #
 #   make bench                          every row, each the median of 3 runs (about 10-15 minutes)
 #   make bench BENCH_ARGS="--soak"      also the poller's memory over 1,000,000 Kafka events
@@ -45,4 +45,4 @@ fi
 
 # loadtest.sh reuses this set-up with its own entry point.
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-exec "$PY" "${BENCH_ENTRY:-tests/bench/run_bench.py}" ${BENCH_ARGS:-} "$@"
+exec "$PY" "${BENCH_ENTRY:-tools/bench/run_bench.py}" ${BENCH_ARGS:-} "$@"

@@ -19,7 +19,7 @@ import pytest
 
 from common import cache
 from common.config import get_settings
-from tests.corpus.cases import accepted_cases, rejected_cases, valid_arrival
+from tools.corpus import accepted_cases, rejected_cases, valid_arrival
 
 # A known parse_event bug fails a whole batch: such cases are covered (xfail) by test_corpus_parse only.
 CLEAN_CASES = tuple(c for c in rejected_cases() if not c.known_bug)

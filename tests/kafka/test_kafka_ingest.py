@@ -29,7 +29,7 @@ from common.config import PROJECT_ROOT, get_settings
 from common.events import Origin, parse_event
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
-from tests.kafka.helpers import (
+from tools.kafka_helpers import (
     BOOTSTRAP,
     applied_count,
     committed_and_end,

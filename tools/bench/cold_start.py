@@ -6,7 +6,7 @@ import of the module and its first invocation with the module's sample event fro
 `infra/events/`. The first invocation includes what Lambda's first request pays too: the
 connection pool's first connection, the Redis client, Pydantic's lazily built validators.
 
-Run alone: `python tests/bench/cold_start.py [--runs 3]`.
+Run alone: `python tools/bench/cold_start.py [--runs 3]`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ What runs (all on 127.0.0.1, the benchmark's own database, a fresh topic):
 
 * the standalone poller (`python -m functions.local_app.poller`), as the local stand-in for the
   Kafka event source mapping;
-* a producer subprocess sending a realistic stream (tests/bench/workload.py) at `--rate` events/s;
+* a producer subprocess sending a realistic stream (tools/bench/workload.py) at `--rate` events/s;
 * the local app under uvicorn (webhook mode, no poller of its own) answering GET stock for the
   very keys the stream is changing, so every read races the cache invalidation of a write;
 * wrk as the reader: back-to-back one-second runs at `--read-connections`, each giving that
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.bench import run_bench as rb  # noqa: E402
-from tests.bench.workload import Workload, generate  # noqa: E402
+from tools.bench import run_bench as rb  # noqa: E402
+from tools.bench.workload import Workload, generate  # noqa: E402
 
 OUT_DIR = ROOT / ".stack" / "loadtest"
 

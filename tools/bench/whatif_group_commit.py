@@ -6,7 +6,7 @@ the first caller leads, applies everything queued (in arrival order, so the ledg
 exactly as it would one by one), hands the lead to the oldest waiter and returns its own outcome.
 Nobody waits on a timer: a lone request is applied at once, a crowd shares the cost.
 
-Served as `tests.bench.whatif_group_commit:app` (the benchmark app with the webhook's `ingest`
+Served as `tools.bench.whatif_group_commit:app` (the benchmark app with the webhook's `ingest`
 wrapped); the project's code is not changed. The benchmark's exactly-once checks run as usual.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from common.events import IncomingEvent
 from common.ledger import Outcome
-from tests.bench.bench_asgi import app
+from tools.bench.bench_asgi import app
 
 Ingest = Callable[[Sequence[IncomingEvent]], list[Outcome]]
 
