@@ -19,7 +19,7 @@ cd "$REPO_ROOT"
 say() { printf '[bench] %s\n' "$*" >&2; }
 
 if [[ -f infra/scripts/stack.sh ]]; then
-    # A failed set-up step (say, a requirements change pip cannot resolve) need not stop a benchmark
+    # A failed set-up step (say, a lock uv cannot install) need not stop a benchmark
     # of the services already running; run_bench.py fails loudly if they are not.
     bash infra/scripts/stack.sh up || say "stack.sh up failed (see above): going on with what is running"
 else
@@ -39,7 +39,8 @@ PYLIB=$BENCH_PYLIB
 if ! "$PY" -c 'import crc32c' 2>/dev/null && [[ ! -d $PYLIB/crc32c ]]; then
     say "installing crc32c into $PYLIB (for the benchmark's Kafka producer only)"
     mkdir -p "$PYLIB"
-    "$PY" -m pip install -q --disable-pip-version-check --target "$PYLIB" crc32c ||
+    # .venv is made by uv and has no pip; its uv installs into the target directory.
+    "$REPO_ROOT/.venv/bin/uv" pip install --quiet --python "$PY" --target "$PYLIB" crc32c ||
         say "crc32c unavailable: the producer will checksum in pure Python (slower load generator)"
 fi
 
