@@ -159,7 +159,8 @@ def wrk(url: str, script: str, *, connections: int, threads: int, seconds: int) 
     finally:
         os.unlink(lua.name)
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_JSON "))
-    return json.loads(line.removeprefix("BENCH_JSON "))
+    summary: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    return summary
 
 
 def seed_stock(url: str, pairs: int) -> list[str]:

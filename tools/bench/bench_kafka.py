@@ -84,7 +84,7 @@ def main() -> int:
         produce(topic, stream.records)
         produced["seconds"] = time.perf_counter() - started
 
-    poller: subprocess.Popen | None = None
+    poller: subprocess.Popen[bytes] | None = None
     try:
         if args.drain:
             run_producer()

@@ -95,7 +95,9 @@ def empty(conn: psycopg.Connection) -> None:
     )
 
 
-def run_once(conn: psycopg.Connection, build: Callable[[], Raw], warm: bool) -> tuple[float, float, int]:
+def run_once(
+    conn: psycopg.Connection, build: Callable[[list[tuple[UUID, UUID]]], Raw], warm: bool
+) -> tuple[float, float, int]:
     """(seconds in apply_events, seconds parsing, events) for one fresh batch."""
     empty(conn)
     keys = pairs()

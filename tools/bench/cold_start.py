@@ -144,7 +144,7 @@ def measure(module: str, event: Path, env: dict[str, str], *, timeout: float = 6
 
 def measure_all(env: dict[str, str], runs: int = 3) -> list[tuple[ColdStart, list[ColdStart]]]:
     """Per handler module: (the median run by total, all runs)."""
-    results = []
+    results: list[tuple[ColdStart, list[ColdStart]]] = []
     tmp = Path(tempfile.mkdtemp(prefix="cold-start-"))
     for module in handler_modules():
         event = sample_event(module) or synthesized_event(module, tmp)

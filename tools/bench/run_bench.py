@@ -98,7 +98,7 @@ class Config:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
-def stop_processes(*procs: subprocess.Popen) -> None:
+def stop_processes(*procs: subprocess.Popen[Any]) -> None:
     """SIGTERM every process still running, then wait; kill what does not stop within 20 s."""
     for proc in procs:
         if proc.poll() is None:
@@ -494,11 +494,12 @@ def count_applied(conn: Any, topic: str) -> int:
     by `truncate`) and only this run writes to it, so max(id), an index lookup, counts the rows;
     ids a rolled-back batch consumed could only make it run ahead, so an exact count confirms it
     once it reaches a target (`exact_applied`)."""
-    return conn.execute("SELECT coalesce(max(id), 0) FROM movement_events").fetchone()[0]
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM movement_events").fetchone()[0])
 
 
 def exact_applied(conn: Any, topic: str) -> int:
-    return conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()[0]
+    row = conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()
+    return int(row[0])
 
 
 @dataclass
@@ -857,7 +858,7 @@ def run_wrk(
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class Server:
@@ -1023,7 +1024,7 @@ def warm_cache(base: str, keys: list[tuple[str, str]]) -> None:
     """Read every key once over one keep-alive connection, so the warm-cache run starts warm."""
     import http.client
 
-    conn = http.client.HTTPConnection(urlsplit(base).hostname, urlsplit(base).port, timeout=10)
+    conn = http.client.HTTPConnection(urlsplit(base).hostname or "127.0.0.1", urlsplit(base).port, timeout=10)
     try:
         for w, p in keys:
             conn.request("GET", STOCK_PATH.format(w=w, p=p))

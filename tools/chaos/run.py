@@ -541,14 +541,15 @@ class Suite:
     # --- teardown ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        for stop in (
-            lambda: self.generator and self.generator.stop(),
-            lambda: self.reader and self.reader.stop(),
-            lambda: self.webhook and self.webhook.close(),
-            lambda: self.kafka and self.kafka.close(),
+        stops: list[Callable[[], None]] = [
+            *([self.generator.stop] if self.generator else []),
+            *([self.reader.stop] if self.reader else []),
+            *([self.webhook.close] if self.webhook else []),
+            *([self.kafka.close] if self.kafka else []),
             lambda: procs.stop(self.poller),
             lambda: procs.stop(self.app),
-        ):
+        ]
+        for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
 
