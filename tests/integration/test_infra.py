@@ -594,3 +594,27 @@ def test_lint_infra_script_fails_on_a_service_without_healthcheck(tmp_path, comp
     assert result.returncode == 1
     assert "service 'redis' has neither a healthcheck nor an x-healthcheck-reason" in result.stderr
     assert "the final USER is root" in result.stderr
+
+
+def test_lint_infra_script_fails_on_a_cfn_lint_error_in_either_template(tmp_path) -> None:
+    """Any cfn-lint error fails the run, in the template and in its SAM transform: here a runtime
+    whose creation AWS has disabled (cfn-lint's lifecycle data says so)."""
+    broken = tmp_path / "template.yaml"
+    broken.write_text(
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      CodeUri: .\n"
+        "      Handler: functions.get_stock.handler.handler\n"
+        "      Runtime: python3.7\n"
+    )
+
+    result = _lint({"LINT_INFRA_SKIP_CFN": "0", "TEMPLATE": str(broken)})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ":E2531:" in result.stdout
+    assert "cfn-lint reported errors" in result.stderr
+    assert "cfn-lint of the transformed template reported errors" in result.stderr
