@@ -121,8 +121,9 @@ def test_rejected_events_pages_and_payloads(api: httpx.Client, database_url: str
     with psycopg.connect(database_url, autocommit=True) as conn:
         (binary_id,) = conn.execute(
             "INSERT INTO rejected_events (reason, detail, raw_payload, origin, kafka_topic, kafka_partition,"
-            " kafka_offset) VALUES ('invalid', 'not JSON', %s, 'kafka', %s, 0, 7) RETURNING id",
-            (raw, f"e2e-{new_id()}"),
+            " kafka_offset, record_digest) VALUES ('invalid', 'not JSON', %s, 'kafka', %s, 0, 7, sha256(%s))"
+            " RETURNING id",
+            (raw, f"e2e-{new_id()}", raw),
         ).fetchone()
 
     first = api.get("/api/v1/rejected-events", params={"reason": "insufficient_stock", "limit": 2}).json()
