@@ -24,9 +24,9 @@ export UV_PYTHON_DOWNLOADS=never
 # TLS roots from the system store (where a site's own CA is installed), not uv's bundled ones.
 export UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1}
 
-# Is $1 a CPython >= 3.13 (the Lambda runtime is python3.13)?
+# Is $1 a CPython 3.13 (the Lambda runtime is python3.13, and the suite is tested on it)?
 python_ok() {
-    "$1" -c 'import sys; sys.exit(sys.implementation.name != "cpython" or sys.version_info < (3, 13))' \
+    "$1" -c 'import sys; sys.exit(sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 13))' \
         >/dev/null 2>&1
 }
 
@@ -35,7 +35,7 @@ python_ok() {
 find_python() {
     local candidate root pyenv_pythons=()
     if [[ -n ${PYTHON:-} ]]; then
-        python_ok "$PYTHON" || die "PYTHON=$PYTHON is not CPython >= 3.13"
+        python_ok "$PYTHON" || die "PYTHON=$PYTHON is not CPython 3.13"
         "$PYTHON" -c 'import sys; print(sys.executable)'
         return 0
     fi
@@ -43,8 +43,7 @@ find_python() {
     mapfile -t pyenv_pythons < <(printf '%s\n' "$root"/versions/3.13.*/bin/python3.13 | sort -V -r)
     for candidate in python3.13 "${pyenv_pythons[@]}"; do
         command -v "$candidate" >/dev/null 2>&1 || continue
-        if python_ok "$candidate" &&
-            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+        if python_ok "$candidate"; then
             "$candidate" -c 'import sys; print(sys.executable)'
             return 0
         fi
@@ -79,8 +78,7 @@ ensure_uv() {
 
 # Does the environment at $1 run, on CPython 3.13?
 venv_ok() {
-    [[ -x $1/bin/python ]] && "$1/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
-        >/dev/null 2>&1
+    [[ -x $1/bin/python ]] && python_ok "$1/bin/python"
 }
 
 # uv sync --frozen of one project into one environment, when its lock changed since the last sync.
