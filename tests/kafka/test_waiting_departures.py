@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from common import outbox
 from common.config import get_settings
 from functions.local_app.poller import Poller
-from tests.kafka.helpers import (
+from tools.kafka_helpers import (
     BOOTSTRAP,
     create_topic,
     delete_topic,
