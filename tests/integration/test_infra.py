@@ -632,23 +632,30 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     assert arns == ["*/GET/api/v1/rejected-events", "*/POST/api/v1/rejected-events/*/replay"]
 
 
-def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch) -> None:
+# The real SAM transform, offline: no managed policy look-up (it would need AWS).
+SAM_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        raise AssertionError("managed policy lookup attempted (needs AWS)")
+
+parsed = yaml_parse(open(sys.argv[1]).read())
+for resource in parsed["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
+expanded = transform(parsed, {}, NoManagedPolicies())
+expanded["Parameters"] = parsed["Parameters"]
+print(json.dumps(expanded, default=str))
+"""
+
+
+def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes() -> None:
     """The real translator merges each event's integration into the DefinitionBody operations and
     keeps their conditional `security`; the other routes get no authorizer."""
-    pytest.importorskip("samtranslator", reason="aws-sam-translator is not installed")
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    class NoManagedPolicies:
-        def load(self):
-            raise AssertionError("managed policy lookup attempted (needs AWS)")
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    parsed = yaml_parse(TEMPLATE.read_text())
-    for resource in parsed["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
-    expanded = transform(parsed, {}, NoManagedPolicies())
+    expanded = in_lint_env(SAM_TRANSFORM, str(TEMPLATE))
     (api,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
     body = api["Properties"]["Body"]
     for (method, path), function in ROUTES.items():
@@ -661,7 +668,6 @@ def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch
         else:
             assert "security" not in op, (method, path)
     # ...and CloudFormation resolves that body into the authorizer of the chosen mode.
-    expanded["Parameters"] = parsed["Parameters"]
     assert (
         Deployed(expanded).resolve(body["components"])["securitySchemes"]["OperatorAuthorizer"][
             "x-amazon-apigateway-authtype"
