@@ -69,7 +69,7 @@ def publish_pending(conn: psycopg.Connection, *, limit: int = PUBLISH_BATCH) -> 
             ).fetchall()
             if not queued:
                 return 0
-            topics = dict(queued)
+            topics: dict[int, str] = dict(queued)
             producer = _dlq_producer()
             for copy in dead_letters.copies(conn, list(topics)):
                 producer.send(

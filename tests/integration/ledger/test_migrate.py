@@ -158,7 +158,9 @@ def test_rows_recorded_before_checksums_get_theirs_on_the_next_run(
         migrate(conn)
         conn.execute("UPDATE schema_migrations SET checksum = NULL")
         assert migrate(conn) == []
-        rows = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        rows: dict[str, str] = dict(
+            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        )
     assert rows == {path.stem: checksum(path) for path in migration_files()}
 
 
