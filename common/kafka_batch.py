@@ -191,13 +191,18 @@ def _dlq_producer() -> Any:
             if _producer is None:
                 from kafka import KafkaProducer
 
+                # (kafka branch) security (TLS, SASL, MSK IAM) as for every client: common.kafka_client
+                from common.kafka_client import producer_config
+
                 _producer = KafkaProducer(
-                    bootstrap_servers=get_settings().kafka_bootstrap_servers.split(","),
-                    acks="all",
-                    linger_ms=5,
-                    max_block_ms=5000,
-                    request_timeout_ms=10000,
-                    client_id="warehouse-dlq",
+                    **producer_config(
+                        get_settings(),
+                        "warehouse-dlq",
+                        acks="all",
+                        linger_ms=5,
+                        max_block_ms=5000,
+                        request_timeout_ms=10000,
+                    )
                 )
     return _producer
 

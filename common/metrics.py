@@ -34,6 +34,16 @@ POLLER_LAG = Gauge(
 # The name the poller imports.
 warehouse_poller_lag = POLLER_LAG
 
+# (kafka branch) Positions the local poller moved on purpose instead of letting the client
+# silently reset them: a topic deleted and created again, an offset outside the log, no
+# committed offset yet. Incremented by functions/local_app/poller.py.
+POLLER_OFFSET_RESETS = Counter(
+    "warehouse_poller_offset_resets",
+    "Partitions the local Kafka poller re-positioned, by topic, partition and reason "
+    "(topic_recreated, beyond_log_end, before_log_start, log_truncated, no_committed_offset).",
+    ["topic", "partition", "reason"],
+)
+
 OutcomeListener = Callable[[str, str, str], None]
 _listeners: list[OutcomeListener] = []
 
