@@ -31,6 +31,7 @@ mechanism SCRAM-SHA-512") reaches the log and /ready.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import socket
 import ssl
@@ -43,6 +44,10 @@ from typing import Any
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from common.config import ConfigError, Settings
+
+# kafka-python's protocol parser logs every frame at DEBUG, SASL frames (a PLAIN password in
+# clear) included: keep it quiet whatever LOG_LEVEL says.
+logging.getLogger("kafka.protocol.parser").setLevel(logging.INFO)
 
 SECRET_MAX_AGE_SECONDS = 300
 # A token is replaced this long before it expires (MSK tokens live 15 minutes).

@@ -283,7 +283,8 @@ class Poller:
     def _connect(self) -> None:
         from kafka import KafkaAdminClient, KafkaConsumer
 
-        self.state = "connecting"
+        if self.state not in REFUSED_STATES:  # a refusal stays visible until a connect succeeds
+            self.state = "connecting"
         s = self.settings
         _probe(s.kafka_bootstrap_servers)
         kafka_client.check_access(s)
@@ -319,7 +320,10 @@ class Poller:
         self._admin = admin
         self._consumer = consumer
         self._lag_checked = 0.0
+        if self._refusal_logged is not None:
+            logger.info("kafka poller connected after %s", self._refusal_logged[0])
         self._refusal_logged = None
+        self.state = "connecting"
         self.state_detail = None
         logger.info(
             "kafka consumer connected to %s (cluster %s, %s)",
