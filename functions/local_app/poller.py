@@ -84,6 +84,8 @@ REFUSED_STATES = frozenset(
     {"authentication_failed", "tls_failed", "credentials_unavailable", "access_failed", "configuration_error"}
 )
 NIL_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
+# Commit metadata: the id of the topic the committed offset belongs to.
+TOPIC_ID_PREFIX = "topic-id="
 
 
 def build_event(
@@ -165,6 +167,8 @@ class Poller:
         self._refusal_logged: tuple[str, str] | None = None
         # Topic ids seen so far, kept across reconnects: a change means the topic was recreated.
         self._topic_ids: dict[str, str] = {}
+        # Assigned partitions whose committed offset was checked against the topic id.
+        self._checked: set[Any] = set()
         self.client_id = f"warehouse-poller-{socket.gethostname()}-{os.getpid()}"
         self.consumer_name = f"{socket.gethostname()}:{os.getpid()}"
         self.state = "created"
@@ -309,10 +313,15 @@ class Poller:
                 # A consumer that joins before the topic's metadata is visible (a topic just
                 # created) is assigned nothing until the next metadata refresh: 5 min by default.
                 metadata_max_age_ms=METADATA_MAX_AGE_MS,
+                # A consumer must not create the topic it reads (brokers default to
+                # auto.create.topics.enable=true): a deleted topic would come back at once with
+                # the broker's default partitions, before its owner could create it properly.
+                allow_auto_create_topics=False,
                 **tuning,
                 **self._consumer_config,
             )
             consumer = KafkaConsumer(**config)
+            _no_auto_create(consumer)
             consumer.subscribe([s.kafka_topic])
         except BaseException:
             _quietly_close(admin)
@@ -386,9 +395,13 @@ class Poller:
             self.state = "running"
             self.state_detail = None
 
-    @staticmethod
-    def _commit_offsets(polled: dict[Any, list[Any]]) -> dict[Any, Any]:
-        """Exactly the next offset to read per partition of the batch."""
+    def _commit_offsets(self, polled: dict[Any, list[Any]]) -> dict[Any, Any]:
+        """Exactly the next offset to read per partition of the batch, with the topic's id.
+
+        The id in the commit's metadata lets whoever resumes from it (this poller restarted,
+        another member after a rebalance) tell whether it was committed for the topic that now
+        has this name: a commit can land on a recreated topic while its batch was in flight.
+        """
         from kafka.structs import OffsetAndMetadata
 
         offsets = {}
@@ -396,7 +409,9 @@ class Poller:
             if batch:
                 last = batch[-1]
                 epoch = last.leader_epoch if last.leader_epoch is not None else -1
-                offsets[tp] = OffsetAndMetadata(last.offset + 1, "", epoch)
+                topic_id = self._topic_ids.get(tp.topic)
+                metadata = f"{TOPIC_ID_PREFIX}{topic_id}" if topic_id else ""
+                offsets[tp] = OffsetAndMetadata(last.offset + 1, metadata, epoch)
         return offsets
 
     def _rewind(self, polled: dict[Any, list[Any]]) -> None:
@@ -447,11 +462,15 @@ class Poller:
         for tp, (first, end) in self._log_range(partitions).items():
             self.resets.append((tp.topic, tp.partition, reason))
             _count_reset(tp.topic, tp.partition, reason)
-            logger.info(
-                "kafka %s-%d has no committed offset for group %s: reading from the beginning (log %s..%s)",
+            # Seen before by this process: the broker dropped the offsets with a deleted topic.
+            seen = tp.topic in self._topic_ids
+            logger.log(
+                logging.WARNING if seen else logging.INFO,
+                "kafka %s-%d has no committed offset for group %s%s: reading from the beginning (log %s..%s)",
                 tp.topic,
                 tp.partition,
                 self.settings.kafka_group_id,
+                " any more (the topic was deleted and created again?)" if seen else "",
                 first,
                 end,
             )
@@ -517,8 +536,14 @@ class Poller:
         if self._admin is None:
             return polled
         topics = {tp.topic for tp in polled}
+        # Partitions handed to us since the last look resume from a committed offset: check it.
+        self._checked &= set(self._consumer.assignment())
         try:
             current = _topic_ids(self._admin, topics)
+            unchecked = [
+                tp for tp in polled if tp not in self._checked and isinstance(current.get(tp.topic), str)
+            ]
+            committed_for = self._committed_topic_ids(unchecked) if unchecked else {}
         except Exception:
             self._rewind(polled)  # nothing of this batch may be skipped
             raise
@@ -540,8 +565,43 @@ class Poller:
                 self._recreated(topic, known, str(now), mine)
                 continue
             self._topic_ids[topic] = str(now)
+            for tp in [tp for tp in mine if committed_for.get(tp) not in (None, now)]:
+                self._stale_commit(tp, str(committed_for[tp]), str(now), mine.pop(tp))
+            self._checked.update(mine)
             kept.update(mine)
         return kept
+
+    def _committed_topic_ids(self, partitions: list[Any]) -> dict[Any, str | None]:
+        """The topic id each partition's committed offset was committed for (None: not recorded)."""
+        group = self.settings.kafka_group_id
+        answer = self._admin.list_group_offsets({group: partitions}).get(group, {})
+        found: dict[Any, str | None] = {}
+        for tp in partitions:
+            meta = answer.get(tp)
+            text = getattr(meta, "metadata", None) or ""
+            found[tp] = text[len(TOPIC_ID_PREFIX) :] if text.startswith(TOPIC_ID_PREFIX) else None
+        return found
+
+    def _stale_commit(self, tp: Any, committed_id: str, now: str, batch: list[Any]) -> None:
+        at = batch[0].offset if batch else None
+        first, end = self._log_range([tp]).get(tp, (None, None))
+        self._reset(
+            tp,
+            "topic_recreated",
+            "kafka %s-%d: the group's committed offset %s was committed for an earlier topic of that name "
+            "(id %s, now %s: it was deleted and created again); dropping the %d record(s) fetched and "
+            "reading the new topic from its beginning (log %s..%s), skipping nothing",
+            tp.topic,
+            tp.partition,
+            at,
+            committed_id,
+            now,
+            len(batch),
+            first,
+            end,
+        )
+        self._consumer.seek_to_beginning(tp)
+        self._checked.add(tp)
 
     def _recreated(self, topic: str, old_id: str, new_id: str, polled: dict[Any, list[Any]]) -> None:
         assigned = [tp for tp in self._consumer.assignment() if tp.topic == topic]
@@ -568,6 +628,7 @@ class Poller:
         self._topic_ids[topic] = new_id
         if assigned:
             self._consumer.seek_to_beginning(*assigned)
+            self._checked.update(assigned)
 
     # --- lag --------------------------------------------------------------------------------------
 
@@ -658,6 +719,7 @@ class Poller:
         """Close the consumer; a graceful close leaves the group so partitions move at once."""
         consumer, self._consumer = self._consumer, None
         admin, self._admin = self._admin, None
+        self._checked = set()  # a new consumer resumes from committed offsets: check them again
         if consumer is not None:
             try:
                 # close() sends LeaveGroup (dynamic membership), so the partitions move at once
@@ -707,6 +769,19 @@ def _topic_ids(admin: Any, topics: set[str]) -> dict[str, str | _Missing | None]
             text = str(topic_id) if topic_id is not None else None
             found[name] = None if text in (None, NIL_TOPIC_ID) else text
     return found
+
+
+def _no_auto_create(consumer: Any) -> None:
+    """kafka-python 3.0.12 does not hand `allow_auto_create_topics` on to its metadata requests.
+
+    Its connection manager builds the cluster metadata without it, so every metadata request
+    asks the broker to create missing topics whatever the consumer was told. Set it where the
+    requests read it; without that attribute (another version) there is nothing to correct.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    config = getattr(cluster, "config", None)
+    if isinstance(config, dict) and "allow_auto_create_topics" in config:
+        config["allow_auto_create_topics"] = False
 
 
 def _quietly_close(client: Any) -> None:
