@@ -77,8 +77,10 @@ CHECK_CRCS = importlib.util.find_spec("crc32c") is not None
 METADATA_MAX_AGE_MS = 10_000
 # How long a single broker request (commit, end offsets, close) may block the loop.
 REQUEST_BUDGET_MS = 10_000
-# The consumer_lag upsert waits at most this long for a pooled connection: it is best effort.
+# The consumer_lag upsert waits at most this long for a pooled connection, and for a lock or
+# the statement: it is best effort.
 LAG_WRITE_POOL_TIMEOUT_SECONDS = 0.5
+LAG_WRITE_LIMIT_MS = 500
 # States in which the broker refused us; `status` adds the reason to them.
 REFUSED_STATES = frozenset(
     {"authentication_failed", "tls_failed", "credentials_unavailable", "access_failed", "configuration_error"}
@@ -169,6 +171,7 @@ class Poller:
         self._topic_ids: dict[str, str] = {}
         # Assigned partitions whose committed offset was checked against the topic id.
         self._checked: set[Any] = set()
+        self._lag_write_failing = False
         self.client_id = f"warehouse-poller-{socket.gethostname()}-{os.getpid()}"
         self.consumer_name = f"{socket.gethostname()}:{os.getpid()}"
         self.state = "created"
@@ -691,6 +694,11 @@ class Poller:
             from common.db import get_pool
 
             with get_pool().connection(timeout=LAG_WRITE_POOL_TIMEOUT_SECONDS) as conn:
+                # Bounded: a locked or slow table must not hold the loop (the pool sets no limits).
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                    (f"{LAG_WRITE_LIMIT_MS}ms", f"{LAG_WRITE_LIMIT_MS}ms"),
+                )
                 conn.execute(
                     """
                     INSERT INTO consumer_lag (group_id, topic, partition, committed_offset, end_offset,
@@ -713,7 +721,18 @@ class Poller:
                     ),
                 )
         except Exception as exc:  # monitoring must never disturb ingestion
-            logger.debug("writing consumer_lag failed: %s: %s", type(exc).__name__, exc)
+            level = logging.DEBUG if self._lag_write_failing else logging.WARNING
+            self._lag_write_failing = True
+            logger.log(
+                level,
+                "writing consumer_lag failed (the console's lag is stale): %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if self._lag_write_failing:
+            self._lag_write_failing = False
+            logger.info("writing consumer_lag works again")
 
     def _close(self, *, leave: bool) -> None:
         """Close the consumer; a graceful close leaves the group so partitions move at once."""
