@@ -91,7 +91,7 @@ def test_a_failing_lag_write_never_fails_a_batch(database_url: str, topic: str, 
             wait_until(lambda: applied_count(database_url, topic) == stream.events, 90, what="all applied")
             wait_until(lambda: poller.lag == 0, 30, what="lag 0")
             committed, end = committed_and_end(group, topic)
-            assert committed == end
+            assert committed == {p: e for p, e in end.items() if e}  # every record's offset committed
             assert poller.state == "running" and poller.failures == 0
         blocker.rollback()
     assert lag_rows(database_url, group) == []  # every write failed, and nothing else did
