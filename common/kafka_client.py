@@ -291,6 +291,22 @@ def admin_config(settings: Settings, client_id: str, **overrides: Any) -> dict[s
     return client_config(settings, client_id, **{"request_timeout_ms": 10_000, **overrides})
 
 
+def disable_topic_auto_creation(consumer: Any) -> None:
+    """Make a KafkaConsumer's metadata requests stop asking the broker to create topics.
+
+    kafka-python 3.0.12 does not hand `allow_auto_create_topics` on: its connection manager
+    builds the cluster metadata without it, so every metadata request asks the broker (whose
+    default is auto.create.topics.enable=true) to create a missing topic, whatever the
+    consumer was told, and a deleted topic comes straight back with the broker's default
+    partitions. Set it where the requests read it; another version without that attribute
+    has nothing to correct.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    config = getattr(cluster, "config", None)
+    if isinstance(config, dict) and "allow_auto_create_topics" in config:
+        config["allow_auto_create_topics"] = False
+
+
 # --- the access check -----------------------------------------------------------------------------
 
 
@@ -448,6 +464,7 @@ __all__ = [
     "client_config",
     "consumer_config",
     "describe",
+    "disable_topic_auto_creation",
     "lambda_event",
     "problems",
     "producer_config",

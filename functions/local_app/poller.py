@@ -324,7 +324,7 @@ class Poller:
                 **self._consumer_config,
             )
             consumer = KafkaConsumer(**config)
-            _no_auto_create(consumer)
+            kafka_client.disable_topic_auto_creation(consumer)
             consumer.subscribe([s.kafka_topic])
         except BaseException:
             _quietly_close(admin)
@@ -788,19 +788,6 @@ def _topic_ids(admin: Any, topics: set[str]) -> dict[str, str | _Missing | None]
             text = str(topic_id) if topic_id is not None else None
             found[name] = None if text in (None, NIL_TOPIC_ID) else text
     return found
-
-
-def _no_auto_create(consumer: Any) -> None:
-    """kafka-python 3.0.12 does not hand `allow_auto_create_topics` on to its metadata requests.
-
-    Its connection manager builds the cluster metadata without it, so every metadata request
-    asks the broker to create missing topics whatever the consumer was told. Set it where the
-    requests read it; without that attribute (another version) there is nothing to correct.
-    """
-    cluster = getattr(consumer, "_cluster", None)
-    config = getattr(cluster, "config", None)
-    if isinstance(config, dict) and "allow_auto_create_topics" in config:
-        config["allow_auto_create_topics"] = False
 
 
 def _quietly_close(client: Any) -> None:
