@@ -293,6 +293,7 @@ class Poller:
         if self.state not in REFUSED_STATES:  # a refusal stays visible until a connect succeeds
             self.state = "connecting"
         s = self.settings
+        kafka_client.validate(s)  # settings that cannot work are not the broker's fault
         _probe(s.kafka_bootstrap_servers)
         kafka_client.check_access(s)
         tuning: dict[str, Any] = {"reconnect_backoff_max_ms": 5_000, "bootstrap_timeout_ms": 5_000}

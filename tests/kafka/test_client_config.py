@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from aws_lambda_powertools.utilities import parameters
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from common import kafka_batch, kafka_client
-from common.config import Settings, get_settings
+from common.config import PROJECT_ROOT, Settings, get_settings
 from common.kafka_batch import cluster_of
 from common.kafka_client import KafkaClientConfigError, KafkaCredentialsError
 from tests.kafka.broker import TlsFiles
@@ -131,8 +135,6 @@ def test_a_certificate_that_does_not_load_is_refused_naming_the_variables(
 
 
 def _client_pair(tls: TlsFiles, directory: Path) -> tuple[Path, Path]:
-    import subprocess
-
     key, cert = directory / "client.key", directory / "client.pem"
     subprocess.run(
         [
@@ -404,3 +406,44 @@ def test_the_event_names_the_cluster_so_two_clusters_never_look_alike() -> None:
     # Without an id the cluster is known by its bootstrap servers, as for self-managed Kafka.
     unknown = kafka_client.lambda_event({}, bootstrap_servers="b:2,a:1", cluster_id=None)
     assert "eventSourceArn" not in unknown and cluster_of(unknown) == "a:1,b:2"
+
+
+# --- the poller with settings that cannot work ------------------------------------------------------
+
+
+def test_the_poller_names_the_variables_instead_of_connecting(no_aws_region: None) -> None:
+    from functions.local_app.poller import Poller
+
+    unreachable = settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_security_protocol="SASL_SSL")
+    poller = Poller(unreachable, handler=lambda event, context: None, max_backoff=0.05)
+    poller.start()
+    try:
+        deadline = time.monotonic() + 10
+        while poller.state != "configuration_error" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status = poller.status
+    finally:
+        assert poller.stop(10)
+    assert status.startswith("configuration_error: invalid Kafka client configuration")
+    assert "KAFKA_SASL_MECHANISM" in status
+
+
+def test_the_standalone_poller_refuses_to_start(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "",
+        "KAFKA_SASL_PASSWORD": "",
+        "KAFKA_SASL_SECRET_ARN": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "functions.local_app.poller"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, or KAFKA_SASL_SECRET_ARN" in done.stderr
