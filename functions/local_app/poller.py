@@ -18,7 +18,10 @@ Where it reads from is decided here, never silently by the client (`auto_offset_
 - a topic deleted and created again while this poller runs keeps the same partitions, so the
   consumer would go on from its old position and skip the new topic's first records. Before each
   batch is applied the topic's id (KIP-516) is compared with the one seen before; on a change
-  the batch is dropped and every partition of the topic is read again from its beginning.
+  the batch is dropped and every partition of the topic is read again from its beginning;
+- every commit carries the topic id in its metadata, and a partition handed to this poller is
+  checked once against it: an offset committed for an earlier topic of that name (a batch in
+  flight during the recreation commits onto the new topic) is not resumed from.
 
 Each of these is logged and counted in `warehouse_poller_offset_resets_total{topic,partition,
 reason}`. The event carries the cluster's id (`eventSourceArn`), so two clusters with the same
