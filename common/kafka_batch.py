@@ -10,6 +10,7 @@ event into a duplicate and parks a given Kafka record only once.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import heapq
 import logging
@@ -160,9 +161,63 @@ def ingest_kafka_event(event: KafkaEvent) -> BatchResult:
     return ingest_records(ordered_records(event["records"]), cluster_of(event))
 
 
+# --- the event, built (the local poller and the re-drive stand in for the mapping) ------------
+
+LOCAL_CLUSTER_ARN = "arn:aws:kafka:local:000000000000:cluster/local-poller/{cluster_id}"
+
+
+def cluster_arn(cluster_id: str | None) -> str | None:
+    """The MSK-shaped `eventSourceArn` for a cluster known by its KRaft/ZooKeeper cluster id."""
+    return LOCAL_CLUSTER_ARN.format(cluster_id=cluster_id) if cluster_id else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def lambda_event(
+    polled: Mapping[Any, list[Any]], *, bootstrap_servers: str, cluster_id: str | None = None
+) -> dict[str, Any]:
+    """kafka-python records as the event an MSK event source mapping would deliver.
+
+    Records grouped by "topic-partition", key and value base64, headers as byte lists. The
+    cluster goes into `eventSourceArn` when its id is known (the ledger keeps it with every
+    record, so two clusters with the same topic and offsets stay apart); without it the event
+    carries only `bootstrapServers`, which `common.kafka_batch.cluster_of` falls back to.
+    """
+    records: dict[str, list[dict[str, Any]]] = {}
+    for tp, batch in polled.items():
+        chunk = records.setdefault(f"{tp.topic}-{tp.partition}", [])
+        for r in batch:
+            item: dict[str, Any] = {
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "timestampType": "LOG_APPEND_TIME" if r.timestamp_type == 1 else "CREATE_TIME",
+                "headers": [{k: list(v or b"")} for k, v in (r.headers or [])],
+            }
+            if r.key is not None:
+                item["key"] = _b64(r.key)
+            if r.value is not None:  # a tombstone has no value, as in Lambda's events
+                item["value"] = _b64(r.value)
+            chunk.append(item)
+    event: dict[str, Any] = {
+        "eventSource": "aws:kafka",
+        "bootstrapServers": bootstrap_servers,
+        "records": records,
+    }
+    arn = cluster_arn(cluster_id)
+    if arn:
+        event["eventSourceArn"] = arn
+    return event
+
+
 __all__ = [
     "BatchResult",
+    "cluster_arn",
     "cluster_of",
+    "lambda_event",
     "ingest_kafka_event",
     "ingest_records",
     "ordered_records",

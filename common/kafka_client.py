@@ -30,10 +30,8 @@ mechanism SCRAM-SHA-512") reaches the log and /ready.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
-import socket
 import ssl
 import threading
 import time
@@ -53,7 +51,6 @@ SECRET_MAX_AGE_SECONDS = 300
 # A token is replaced this long before it expires (MSK tokens live 15 minutes).
 TOKEN_REFRESH_MARGIN_MS = 60_000
 USER_PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
-LOCAL_CLUSTER_ARN = "arn:aws:kafka:local:000000000000:cluster/local-poller/{cluster_id}"
 
 
 class KafkaClientConfigError(ConfigError):
@@ -305,171 +302,3 @@ def disable_topic_auto_creation(consumer: Any) -> None:
     config = getattr(cluster, "config", None)
     if isinstance(config, dict) and "allow_auto_create_topics" in config:
         config["allow_auto_create_topics"] = False
-
-
-# --- the access check -----------------------------------------------------------------------------
-
-
-def _split(server: str) -> tuple[str, int]:
-    host, _, port = server.strip().rpartition(":")
-    return host.strip("[]") or "localhost", int(port or 9092)
-
-
-def check_access(settings: Settings, *, timeout: float = 5.0) -> None:
-    """Connect to the first reachable bootstrap server with TLS and SASL as configured.
-
-    Raises `KafkaTlsError` / `KafkaAuthenticationError` with the handshake's or the broker's
-    own words, `KafkaCredentialsError` when the secret cannot be read, `ConnectionError` when no
-    server accepts a TCP connection. PLAINTEXT has nothing to check beyond TCP.
-    """
-    options = security_options(settings)
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return
-    errors: list[str] = []
-    for server in bootstrap_servers(settings):
-        host, port = _split(server)
-        try:
-            sock: socket.socket = socket.create_connection((host, port), timeout)
-        except OSError as exc:
-            errors.append(f"{server}: {exc}")
-            continue
-        try:
-            sock.settimeout(timeout)
-            if "ssl_context" in options:
-                try:
-                    sock = options["ssl_context"].wrap_socket(sock, server_hostname=host)
-                except (ssl.SSLError, ssl.CertificateError) as exc:
-                    raise KafkaTlsError(f"TLS handshake with {server} failed: {_tls_reason(exc)}") from None
-            if protocol.startswith("SASL_"):
-                _authenticate(sock, host, options, server)
-            return
-        except OSError as exc:
-            if isinstance(exc, ssl.SSLError):
-                raise KafkaTlsError(f"TLS with {server} failed: {_tls_reason(exc)}") from None
-            errors.append(f"{server}: {exc}")
-        finally:
-            sock.close()
-    raise ConnectionError("no Kafka bootstrap server reachable: " + "; ".join(errors))
-
-
-def _tls_reason(exc: Exception) -> str:
-    """`CERTIFICATE_VERIFY_FAILED (unable to get local issuer certificate)` rather than a repr."""
-    reason = getattr(exc, "reason", None) or str(exc)
-    detail = getattr(exc, "verify_message", None)
-    return f"{reason} ({detail})" if detail else str(reason)
-
-
-def _authenticate(sock: socket.socket, host: str, options: dict[str, Any], server: str) -> None:
-    """SaslHandshake v1, then SaslAuthenticate v1 rounds driven by kafka-python's own mechanism."""
-    import kafka.errors as errors
-    from kafka.net.sasl import get_sasl_mechanism
-    from kafka.protocol.parser import KafkaProtocol
-    from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
-
-    parser = KafkaProtocol(client_id="warehouse-access-check")
-
-    def call(request: Any) -> Any:
-        parser.send_request(request)
-        sock.sendall(parser.send_bytes())
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError(f"{server} closed the connection during SASL authentication")
-            responses = parser.receive_bytes(data)
-            if responses:
-                return responses[0][1]
-
-    name = options["sasl_mechanism"]
-    handshake = SaslHandshakeRequest(mechanism=name)
-    handshake.API_VERSION = 1
-    answer = call(handshake)
-    if answer.error_code:
-        offered = ", ".join(answer.mechanisms or []) or "none"
-        raise KafkaAuthenticationError(
-            f"{server} does not accept SASL mechanism {name} (it offers {offered})"
-        )
-    mechanism = get_sasl_mechanism(name)(host=host, **options)
-    while not mechanism.is_done():
-        request = SaslAuthenticateRequest(auth_bytes=mechanism.auth_bytes())
-        request.API_VERSION = 1
-        answer = call(request)
-        if answer.error_code:
-            kind = errors.for_code(answer.error_code).__name__
-            raise KafkaAuthenticationError(f"{server}: {answer.error_message or kind}")
-        mechanism.receive(answer.auth_bytes)
-    if not mechanism.is_authenticated():
-        raise KafkaAuthenticationError(f"{server}: the SASL {name} exchange did not authenticate")
-
-
-# --- the Lambda event shape -----------------------------------------------------------------------
-
-
-def cluster_arn(cluster_id: str | None) -> str | None:
-    """The MSK-shaped `eventSourceArn` for a cluster known by its KRaft/ZooKeeper cluster id."""
-    return LOCAL_CLUSTER_ARN.format(cluster_id=cluster_id) if cluster_id else None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def lambda_event(
-    polled: Mapping[Any, list[Any]], *, bootstrap_servers: str, cluster_id: str | None = None
-) -> dict[str, Any]:
-    """kafka-python records as the event an MSK event source mapping would deliver.
-
-    Records grouped by "topic-partition", key and value base64, headers as byte lists. The
-    cluster goes into `eventSourceArn` when its id is known (the ledger keeps it with every
-    record, so two clusters with the same topic and offsets stay apart); without it the event
-    carries only `bootstrapServers`, which `common.kafka_batch.cluster_of` falls back to.
-    """
-    records: dict[str, list[dict[str, Any]]] = {}
-    for tp, batch in polled.items():
-        chunk = records.setdefault(f"{tp.topic}-{tp.partition}", [])
-        for r in batch:
-            item: dict[str, Any] = {
-                "topic": r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "timestamp": r.timestamp,
-                "timestampType": "LOG_APPEND_TIME" if r.timestamp_type == 1 else "CREATE_TIME",
-                "headers": [{k: list(v or b"")} for k, v in (r.headers or [])],
-            }
-            if r.key is not None:
-                item["key"] = _b64(r.key)
-            if r.value is not None:  # a tombstone has no value, as in Lambda's events
-                item["value"] = _b64(r.value)
-            chunk.append(item)
-    event: dict[str, Any] = {
-        "eventSource": "aws:kafka",
-        "bootstrapServers": bootstrap_servers,
-        "records": records,
-    }
-    arn = cluster_arn(cluster_id)
-    if arn:
-        event["eventSourceArn"] = arn
-    return event
-
-
-__all__ = [
-    "KafkaAccessError",
-    "KafkaAuthenticationError",
-    "KafkaClientConfigError",
-    "KafkaCredentialsError",
-    "KafkaTlsError",
-    "MskIamTokenProvider",
-    "admin_config",
-    "check_access",
-    "client_config",
-    "consumer_config",
-    "describe",
-    "disable_topic_auto_creation",
-    "lambda_event",
-    "problems",
-    "producer_config",
-    "sasl_credentials",
-    "security_options",
-    "ssl_context",
-    "validate",
-]

@@ -17,12 +17,13 @@ example)::
 Each key of `recordsInfo` is "<topic>-<partition>" (the topic may itself contain hyphens: the
 partition is after the last one); the offsets are decimal strings. `redrive` reads up to
 `max_messages` of them, fetches exactly those offsets from Kafka (assign and seek, no consumer
-group, so nothing is committed anywhere), hands them to `functions.ingest_kafka.handler.handler`
-as the event the mapping would have delivered, and deletes the message only once the handler
-returned for all of its records. The event carries the message's `eventSourceArn` (MSK) or
-`bootstrapServers` (self-managed) as the mapping's did, so the ledger recognises records it
-already decided (parked ones stay parked once, applied ones come back as duplicates): running
-it twice, or over a batch the mapping partly applied, changes nothing twice.
+group, so nothing is committed anywhere), hands them to the ingest handler it is given (the CLI
+passes `functions.ingest_kafka.handler.handler`) as the event the mapping would have delivered,
+and deletes the message only once the handler returned for all of its records. The event carries
+the message's `eventSourceArn` (MSK) or `bootstrapServers` (self-managed) as the mapping's did, so
+the ledger recognises records it already decided (parked ones stay parked once, applied ones come
+back as duplicates): running it twice, or over a batch the mapping partly applied, changes nothing
+twice.
 
 A message is kept (and made visible again at once) when the handler raises, which also stops
 the run: the cause is usually still there (PostgreSQL down). It is kept, the run going on, when
@@ -34,7 +35,6 @@ SNS-to-SQS deliveries (the record wrapped in an SNS notification) are unwrapped.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -42,8 +42,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import kafka_client
+from common import kafka_batch, kafka_client
 from common.config import Settings
+from common.on_failure import FailureRecord, SkippedRange, UnrecognisedMessage, parse_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -54,31 +55,6 @@ SQS_MAX_PER_RECEIVE = 10
 VISIBILITY_TIMEOUT_SECONDS = 300
 FETCH_TIMEOUT_SECONDS = 60.0
 MSK_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:kafka:")
-
-
-class UnrecognisedMessage(ValueError):
-    """The message is not a Kafka event source mapping's failure record."""
-
-
-@dataclass(frozen=True)
-class SkippedRange:
-    """One partition's share of a skipped batch: offsets `first` to `last`, both included."""
-
-    topic: str
-    partition: int
-    first: int
-    last: int
-
-    def describe(self) -> str:
-        return f"{self.topic}-{self.partition}@{self.first}..{self.last}"
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    ranges: list[SkippedRange]
-    event_source_arn: str | None
-    bootstrap_servers: str | None
-    condition: str | None
 
 
 @dataclass(frozen=True)
@@ -110,47 +86,10 @@ class RedriveReport:
         return out
 
 
-# --- the message ------------------------------------------------------------------------------------
-
-
-def parse_failure_record(body: str) -> FailureRecord:
-    """The skipped ranges of one on-failure message (an SNS notification around it is unwrapped)."""
-    try:
-        doc = json.loads(body)
-    except (TypeError, ValueError):
-        raise UnrecognisedMessage("the body is not JSON") from None
-    if isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):
-        return parse_failure_record(doc["Message"])
-    info = doc.get("KafkaBatchInfo") if isinstance(doc, dict) else None
-    if not isinstance(info, dict):
-        raise UnrecognisedMessage("no KafkaBatchInfo: not a Kafka event source mapping failure record")
-    records_info = info.get("recordsInfo")
-    if not isinstance(records_info, dict) or not records_info:
-        raise UnrecognisedMessage("KafkaBatchInfo has no recordsInfo")
-    ranges = []
-    for key, span in records_info.items():
-        topic, _, partition = str(key).rpartition("-")
-        try:
-            first, last = int(span["firstRecordOffset"]), int(span["lastRecordOffset"])
-            part = int(partition)
-        except (KeyError, TypeError, ValueError):
-            raise UnrecognisedMessage(f"recordsInfo[{key!r}] has no usable partition or offsets") from None
-        if not topic or first < 0 or last < first:
-            raise UnrecognisedMessage(f"recordsInfo[{key!r}] is not a topic-partition with an offset range")
-        ranges.append(SkippedRange(topic, part, first, last))
-    context = doc.get("requestContext") if isinstance(doc.get("requestContext"), dict) else {}
-    return FailureRecord(
-        sorted(ranges, key=lambda r: (r.topic, r.partition, r.first)),
-        info.get("eventSourceArn") if isinstance(info.get("eventSourceArn"), str) else None,
-        info.get("bootstrapServers") if isinstance(info.get("bootstrapServers"), str) else None,
-        context.get("condition"),
-    )
-
-
 def mapping_event(record: FailureRecord, polled: dict[Any, list[Any]], settings: Settings) -> dict[str, Any]:
     """The event the mapping delivered for these records: MSK with the cluster ARN, else self-managed."""
     servers = record.bootstrap_servers or settings.kafka_bootstrap_servers
-    event = kafka_client.lambda_event(polled, bootstrap_servers=servers)
+    event = kafka_batch.lambda_event(polled, bootstrap_servers=servers)
     arn = record.event_source_arn
     if arn and MSK_ARN.match(arn):
         event["eventSourceArn"] = arn
@@ -233,19 +172,12 @@ def _sqs(queue_url: str) -> Any:
     return boto3.client("sqs", region_name=region) if region else boto3.client("sqs")
 
 
-def _default_handler() -> Handler:
-    # The Lambda entry point itself, so the re-drive is decided exactly as the mapping's batch.
-    from functions.ingest_kafka.handler import handler
-
-    return handler
-
-
 def redrive(
     queue_url: str,
     *,
     max_messages: int,
     settings: Settings,
-    handler: Handler | None = None,
+    handler: Handler,
     sqs: Any = None,
     wait_seconds: int = 1,
 ) -> RedriveReport:
@@ -253,7 +185,7 @@ def redrive(
     if max_messages < 1:
         raise ValueError("max_messages must be at least 1")
     kafka_client.validate(settings)
-    handle = handler or _default_handler()
+    handle = handler
     client = sqs or _sqs(queue_url)
     report = RedriveReport()
     consumer = None

@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import kafka_client, observability
+from common import kafka_access, kafka_batch, kafka_client, observability
 from common.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def build_event(
     polled: dict[Any, list[Any]], bootstrap_servers: str, cluster_id: str | None = None
 ) -> dict[str, Any]:
     """One poll as the event Lambda's MSK event source mapping would deliver."""
-    return kafka_client.lambda_event(polled, bootstrap_servers=bootstrap_servers, cluster_id=cluster_id)
+    return kafka_batch.lambda_event(polled, bootstrap_servers=bootstrap_servers, cluster_id=cluster_id)
 
 
 def _default_handler() -> Handler:
@@ -135,6 +135,7 @@ class Poller:
         max_backoff: float = 30.0,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
+        observability.enable_prometheus()  # the poller's counters, whichever process runs it
         self.settings = settings
         self._handler = handler or _default_handler()
         self._lag_interval = lag_interval
@@ -276,7 +277,7 @@ class Poller:
         s = self.settings
         kafka_client.validate(s)  # settings that cannot work are not the broker's fault
         _probe(s.kafka_bootstrap_servers)
-        kafka_client.check_access(s)
+        kafka_access.check_access(s)
         tuning: dict[str, Any] = {"reconnect_backoff_max_ms": 5_000, "bootstrap_timeout_ms": 5_000}
         admin = KafkaAdminClient(**kafka_client.admin_config(s, f"{self.client_id}-admin", **tuning))
         try:

@@ -10,7 +10,7 @@ storage formatted with `kafka.tools.StorageTool`. It listens on spare ports of 1
   and localhost, so the client's host name check passes).
 
 Everything lives in a temporary directory and the process is reaped at interpreter exit
-(tests.chaos.procs), so an interrupted run leaves nothing behind.
+(tools.chaos.procs), so an interrupted run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos import procs
+from tools.chaos import procs
 
 LIBS = procs.ROOT / ".stack" / "kafka" / "libs"
 LOG4J = procs.ROOT / "infra" / "kafka" / "log4j2.yaml"
@@ -94,6 +94,11 @@ class TlsFiles:
                 str(ca_cert),
                 "-subj",
                 subject,
+                # Python 3.13's default verification (VERIFY_X509_STRICT) wants a CA to say so.
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ]  # fmt: skip
         )
         _run(

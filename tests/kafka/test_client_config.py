@@ -24,7 +24,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from common import kafka_client, outbox
+from common import kafka_batch, kafka_client, outbox
 from common.config import PROJECT_ROOT, Settings, get_settings
 from common.kafka_batch import cluster_of
 from common.kafka_client import KafkaClientConfigError, KafkaCredentialsError
@@ -385,14 +385,14 @@ def test_the_dead_letter_producer_connects_with_the_same_security(tls: TlsFiles)
 
 def test_the_event_names_the_cluster_so_two_clusters_never_look_alike() -> None:
     def event(cluster_id: str | None) -> dict[str, Any]:
-        return kafka_client.lambda_event({}, bootstrap_servers="127.0.0.1:9092", cluster_id=cluster_id)
+        return kafka_batch.lambda_event({}, bootstrap_servers="127.0.0.1:9092", cluster_id=cluster_id)
 
     one, other = event("MWNZsprVRnClKEWbvmwdig"), event("0h6oMQxQTT2957VDr6x4tQ")
     assert cluster_of(one) != cluster_of(other)
     assert cluster_of(one).endswith("/MWNZsprVRnClKEWbvmwdig")
     assert one["eventSource"] == "aws:kafka"
     # Without an id the cluster is known by its bootstrap servers, as for self-managed Kafka.
-    unknown = kafka_client.lambda_event({}, bootstrap_servers="b:2,a:1", cluster_id=None)
+    unknown = kafka_batch.lambda_event({}, bootstrap_servers="b:2,a:1", cluster_id=None)
     assert "eventSourceArn" not in unknown and cluster_of(unknown) == "a:1,b:2"
 
 

@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 from common import service
 from common.config import get_settings
 from common.events import Origin, parse_event
-from common.kafka_client import cluster_arn
+from common.kafka_batch import cluster_arn
 from functions.local_app.poller import Poller
 from tests.kafka.broker import PrivateBroker
 from tools.kafka_helpers import (
@@ -71,8 +71,12 @@ def put(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> list[
 
 
 def test_the_same_record_at_the_same_coordinates_of_another_cluster_is_another_record(
-    database_url: str, private_broker: PrivateBroker
+    database_url: str, private_broker: PrivateBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The parked departure must stay parked when its stock arrives (no automatic retry), so that
+    # the very same record on cluster two shows it is decided on its own merits.
+    monkeypatch.setenv("AUTO_REPLAY_WINDOW_SECONDS", "0")
+    get_settings.cache_clear()
     topic = unique("identity")
     create_topic(topic)
     private_broker.create_topic(topic)

@@ -21,6 +21,7 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
 from common.config import get_settings
 from common.redrive import UnrecognisedMessage, parse_failure_record, redrive
+from functions.ingest_kafka.handler import handler
 from tools.kafka_helpers import BOOTSTRAP, applied_count, envelope, rejected_for, stock_of
 
 pytestmark = [
@@ -127,7 +128,7 @@ def test_exactly_the_skipped_offsets_are_applied_and_the_message_deleted(
     body = failure_record({f"{topic}-0": (2, 4), f"{topic}-1": (0, 0)})
     client.send_message(QueueUrl=url, MessageBody=body)
 
-    report = redrive(url, max_messages=10, settings=get_settings())
+    report = redrive(url, max_messages=10, settings=get_settings(), handler=handler)
 
     assert (report.received, report.redriven, report.records, report.kept) == (1, 1, 4, [])
     assert in_queue(client, url) == 0
@@ -142,7 +143,7 @@ def test_exactly_the_skipped_offsets_are_applied_and_the_message_deleted(
 
     # The same message again (SQS delivers at least once; an operator re-runs): nothing twice.
     client.send_message(QueueUrl=url, MessageBody=body)
-    again = redrive(url, max_messages=10, settings=get_settings())
+    again = redrive(url, max_messages=10, settings=get_settings(), handler=handler)
     assert (again.redriven, again.records) == (1, 4)
     assert stock_of(database_url, keys) == {keys[0]: 10, keys[1]: 0, keys[2]: 4}
     assert applied_count(database_url, topic) == 3 and len(rejected_for(database_url, topic)) == 1
@@ -183,7 +184,7 @@ def test_messages_that_cannot_be_redriven_whole_are_kept_with_the_reason(
     client.send_message(QueueUrl=url, MessageBody=failure_record({f"{topic}-0": (0, 3)}))
     client.send_message(QueueUrl=url, MessageBody=json.dumps({"hello": "world"}))
 
-    report = redrive(url, max_messages=10, settings=get_settings())
+    report = redrive(url, max_messages=10, settings=get_settings(), handler=handler)
 
     assert (report.received, report.redriven, report.records) == (2, 0, 2)
     reasons = sorted(k.reason for k in report.kept)
