@@ -60,7 +60,9 @@ def admin_connection(database_url: str) -> psycopg.Connection:
             except psycopg.OperationalError:
                 continue
     conn = psycopg.connect(database_url, autocommit=True)
-    row = conn.execute("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    row = conn.execute(
+        "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
     if row and row[0]:
         return conn
     conn.close()
@@ -117,9 +119,13 @@ def secret(role: Role, database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     with moto.mock_aws():
         client = boto3.client("secretsmanager", region_name=REGION)
         document = {
-            "engine": "postgres", "host": info.get("host") or "127.0.0.1", "port": int(info.get("port") or 5432),
-            "username": role.name, "password": role.password, "dbname": info["dbname"],
-        }  # fmt: skip
+            "engine": "postgres",
+            "host": info.get("host") or "127.0.0.1",
+            "port": int(info.get("port") or 5432),
+            "username": role.name,
+            "password": role.password,
+            "dbname": info["dbname"],
+        }
         arn = client.create_secret(Name=f"ws/{role.name}", SecretString=json.dumps(document))["ARN"]
         monkeypatch.setenv("DB_SECRET_ARN", arn)
         get_settings.cache_clear()
