@@ -57,6 +57,7 @@ def proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpPro
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "warehouse-ingest")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "WarehouseTest")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # tests/kafka's conftest turns them off
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("CACHE_ENABLED", "false")
     monkeypatch.delenv("DB_SECRET_ARN", raising=False)
