@@ -24,12 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import psycopg
 from psycopg import errors
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from common.config import Settings, get_settings
 
@@ -55,9 +55,6 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 # A login refused with the cached secret forces a fresh read of it, at most this often (a wrong
 # password in the secret must not turn into one Secrets Manager call per connection attempt).
 SECRET_REFRESH_INTERVAL_SECONDS = 30.0
-# SQLSTATEs that mean "PostgreSQL cannot serve us right now" (besides connection failures, which
-# carry none): admin/crash shutdown, cannot connect now, too many connections.
-_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
@@ -66,6 +63,10 @@ _last_refresh = float("-inf")
 _proxy_settings_checked = False
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """A naive UTC wall-clock value read with `AT TIME ZONE 'UTC'`, tagged as UTC.
 
@@ -244,43 +245,6 @@ def close_pool() -> None:
         if _pool is not None:
             _pool.close()
             _pool = None
-
-
-# --- faults --------------------------------------------------------------------------------------
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """Whether `exc` means PostgreSQL cannot be reached right now (an outage, not a failed query).
-
-    A lock or statement timeout is not: the database answered, the work did not fit its limits.
-    """
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, psycopg.OperationalError):
-        state = exc.sqlstate
-        return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
-    return False
-
-
-def wait_until_reachable(seconds: float, *, first_delay: float = 0.5, max_delay: float = 8.0) -> bool:
-    """Try a fresh connection with growing pauses until one answers, for at most `seconds`."""
-    deadline = time.monotonic() + seconds
-    delay = first_delay
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        try:
-            with connect(connect_timeout=max(1, min(5, int(remaining)))) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.OperationalError as exc:
-            logger.info("PostgreSQL still unreachable (%s); next try in %.1f s", type(exc).__name__, delay)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, max_delay)
 
 
 # How many times a transaction that lost a race is run again (the only retry loop for races).

@@ -10,20 +10,17 @@ waiting departure) records `replayed_at`, `replay_status`, `replay_detail` on th
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from common.cursor import decode_int_key, encode_cursor, page_of
+from common import dead_letter_views as views
+from common.cursor import decode_int_key, page_of
 from common.events import IncomingEvent, Origin, parse_event
-from common.models import RawEncoding, RejectedEventPage, RejectedEventView
+from common.models import RejectedEventPage, RejectedEventView
 from common.outcomes import Outcome, Reason, Status
 from common.rules import StockKey
 
@@ -226,87 +223,44 @@ def _replay_detail(outcome: Outcome, auto: bool) -> str | None:
     return None
 
 
-# --- the list and one dead letter --------------------------------------------------------------
+@dataclass(frozen=True)
+class Copy:
+    """What a dead-letter topic copy carries."""
+
+    id: int
+    raw: bytes
+    reason: Reason
+    detail: str
+    origin: str
+    cluster: str | None
+
+
+def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
+    """The dead letters `ids` as their dead-letter topic copies, in id order."""
+    rows = conn.execute(
+        """
+        SELECT id, raw_payload, reason, detail, kafka_topic, kafka_partition, kafka_offset, kafka_cluster
+        FROM rejected_events WHERE id = ANY(%s::int8[]) ORDER BY id
+        """,
+        (ids,),
+    ).fetchall()
+    return [
+        Copy(int(rid), bytes(raw), Reason(reason), detail, f"{topic}/{partition}@{offset}", cluster)
+        for rid, raw, reason, detail, topic, partition, offset, cluster in rows
+    ]
+
+
+# --- the list and one dead letter (shown by `common.dead_letter_views`) ---------------------------
 
 # rejected_events.id is a bigserial.
 MAX_ID = 2**63 - 1
-# Bytes of raw payload each list item shows; the whole payload is at `raw_payload_url`.
-RAW_PREVIEW_BYTES = 4096
-# A list page stops growing at about this many bytes of JSON (Lambda answers at most 6 MB, and the
-# proxy integration escapes the body once more).
-MAX_PAGE_BYTES = 1024 * 1024
-# A whole payload whose JSON-escaped text would exceed this is answered as base64 instead (control
-# characters escape to six bytes each; base64 costs 4/3 and needs no escaping).
-MAX_TEXT_PAYLOAD_JSON_BYTES = 2 * 1024 * 1024
-_VIEW_COLUMNS = (
-    "id, reason, detail, movement_id, event, origin, kafka_topic, kafka_partition, kafka_offset, "
-    "received_at, replayed_at, replay_status, replay_detail"
-)
-
-
-def raw_text(raw: bytes) -> tuple[str, RawEncoding]:
-    """The payload as text when it is UTF-8, else base64, so any bytes survive JSON."""
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
-
-
-def preview_text(prefix: bytes, total_bytes: int) -> tuple[str, RawEncoding, bool]:
-    """The first bytes of a payload as text (a character cut at the end dropped) or base64, and
-    whether that is less than the whole payload."""
-    truncated = total_bytes > len(prefix)
-    if not truncated:
-        text, encoding = raw_text(prefix)
-        return text, encoding, False
-    # At most 3 trailing bytes belong to a UTF-8 character the cut split.
-    for cut in range(len(prefix), max(len(prefix) - 4, -1), -1):
-        try:
-            return prefix[:cut].decode("utf-8"), "utf-8", True
-        except UnicodeDecodeError:
-            continue
-    return base64.b64encode(prefix).decode("ascii"), "base64", True
-
-
-def raw_payload_url(rejected_event_id: int) -> str:
-    return f"/api/v1/rejected-events/{rejected_event_id}"
-
-
-def _view(
-    row: tuple[Any, ...], text: str, encoding: RawEncoding, total: int, truncated: bool
-) -> RejectedEventView:
-    (rid, why, detail, mid, event, origin, topic, partition, offset, received, replayed,
-     replay_status, replay_detail) = row  # fmt: skip
-    return RejectedEventView(
-        id=rid,
-        reason=why,
-        detail=detail,
-        movement_id=mid,
-        event=event,
-        origin=origin,
-        kafka_topic=topic,
-        kafka_partition=partition,
-        kafka_offset=offset,
-        received_at=received,
-        replayed_at=replayed,
-        replay_status=replay_status,
-        replay_detail=replay_detail,
-        raw_payload=text,
-        raw_payload_encoding=encoding,
-        raw_payload_bytes=total,
-        raw_payload_truncated=truncated,
-        raw_payload_url=raw_payload_url(rid),
-    )
 
 
 def list_page(
     conn: psycopg.Connection, *, reason: Reason | None = None, limit: int, cursor: str | None = None
 ) -> RejectedEventPage:
-    """Dead letters in arrival order, optionally of one reason (keyset pagination by id).
-
-    Each payload is cut to RAW_PREVIEW_BYTES in SQL (a page never loads the whole payloads), and
-    the page ends early once its JSON would pass MAX_PAGE_BYTES (at least one item per page).
-    """
+    """Dead letters in arrival order, optionally of one reason (keyset pagination by id); each
+    payload cut to its preview in SQL, so a page never loads whole payloads."""
     after = decode_int_key("rejected", cursor)
     conditions: list[sql.Composable] = [sql.SQL("TRUE")]
     if reason is not None:
@@ -314,135 +268,20 @@ def list_page(
     if after is not None:
         conditions.append(sql.SQL("id > %(after)s"))
     query = sql.SQL(
-        "SELECT " + _VIEW_COLUMNS + ", substring(raw_payload FROM 1 FOR %(preview)s), "
+        "SELECT " + views.VIEW_COLUMNS + ", substring(raw_payload FROM 1 FOR %(preview)s), "
         "octet_length(raw_payload) FROM rejected_events WHERE {} ORDER BY id LIMIT %(n)s"
     ).format(sql.SQL(" AND ").join(conditions))
-    params = {"reason": reason, "after": after, "n": limit + 1, "preview": RAW_PREVIEW_BYTES}
-    rows = conn.execute(query, params).fetchall()
-    page, more = page_of(rows, limit)
-    items: list[RejectedEventView] = []
-    size = len(RejectedEventPage(items=[], next_cursor=encode_cursor("rejected", MAX_ID)).model_dump_json())
-    for row in page:
-        text, encoding, truncated = preview_text(bytes(row[-2]), int(row[-1]))
-        view = _view(row[:-2], text, encoding, int(row[-1]), truncated)
-        item_size = len(view.model_dump_json()) + 1  # and its comma
-        if items and size + item_size > MAX_PAGE_BYTES:
-            more = True
-            break
-        items.append(view)
-        size += item_size
-    return RejectedEventPage(
-        items=items, next_cursor=encode_cursor("rejected", items[-1].id) if more and items else None
-    )
+    params = {"reason": reason, "after": after, "n": limit + 1, "preview": views.RAW_PREVIEW_BYTES}
+    rows, more = page_of(conn.execute(query, params).fetchall(), limit)
+    return views.page(rows, more=more)
 
 
 def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventView | None:
     """One dead letter with its whole raw payload; None when there is no such id."""
-    row = conn.execute(
-        "SELECT " + _VIEW_COLUMNS + ", raw_payload FROM rejected_events WHERE id = %s",  # type: ignore[arg-type]
-        (rejected_event_id,),
-    ).fetchone()
+    query = "SELECT " + views.VIEW_COLUMNS + ", raw_payload FROM rejected_events WHERE id = %s"
+    row = conn.execute(query.encode(), (rejected_event_id,)).fetchone()
     if row is None:
         return None
     raw = bytes(row[-1])
-    text, encoding = raw_text(raw)
-    # Only a long text can escape past the limit: measure it then, not for every payload.
-    long_text = encoding == "utf-8" and len(text) * 6 > MAX_TEXT_PAYLOAD_JSON_BYTES
-    if long_text and len(json.dumps(text)) > MAX_TEXT_PAYLOAD_JSON_BYTES:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    return _view(row[:-1], text, encoding, len(raw), False)
-
-
-# --- retention (`warehouse-stock retention`) -----------------------------------------------------
-
-# A dead letter is resolved once a replay applied it or found it already applied.
-RESOLVED_STATUSES = ("applied", "duplicate")
-# Expired: no activity (received, replayed) since the cutoff, and no DLQ copy still to publish
-# (deleting the row would cascade to its outbox entry and lose that copy).
-_EXPIRED = """
-    received_at < %(cutoff)s AND coalesce(replayed_at, received_at) < %(cutoff)s
-    AND NOT EXISTS (SELECT 1 FROM dead_letter_outbox o WHERE o.rejected_event_id = r.id)
-"""
-_RESOLVED = "replay_status IN ('applied', 'duplicate')"
-
-
-@dataclass(frozen=True)
-class RetentionCounts:
-    """Dead letters older than a cutoff: resolved (deletable), unresolved (archive first), and
-    those waiting for their DLQ copy (kept whatever their state)."""
-
-    resolved: int
-    unresolved: int
-    pending_copy: int
-
-
-def retention_counts(conn: psycopg.Connection, cutoff: datetime) -> RetentionCounts:
-    row = conn.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE {_RESOLVED} AND NOT pending),
-               count(*) FILTER (WHERE ({_RESOLVED}) IS NOT TRUE AND NOT pending),
-               count(*) FILTER (WHERE pending)
-        FROM (
-            SELECT r.replay_status,
-                   EXISTS (SELECT 1 FROM dead_letter_outbox o WHERE o.rejected_event_id = r.id) AS pending
-            FROM rejected_events r
-            WHERE received_at < %(cutoff)s AND coalesce(replayed_at, received_at) < %(cutoff)s
-        ) AS old
-        """,  # type: ignore[arg-type]  # constant SQL
-        {"cutoff": cutoff},
-    ).fetchone()
-    assert row is not None
-    return RetentionCounts(int(row[0]), int(row[1]), int(row[2]))
-
-
-def delete_expired_resolved(conn: psycopg.Connection, cutoff: datetime, *, limit: int) -> int:
-    """Delete up to `limit` expired resolved dead letters (one statement; skips rows a replay holds)."""
-    return conn.execute(
-        f"""
-        DELETE FROM rejected_events WHERE id IN (
-            SELECT id FROM rejected_events r
-            WHERE {_RESOLVED} AND {_EXPIRED}
-            ORDER BY received_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-        )
-        """,  # type: ignore[arg-type]  # constant SQL
-        {"cutoff": cutoff, "limit": limit},
-    ).rowcount
-
-
-ARCHIVE_COLUMNS = (
-    "id", "reason", "detail", "origin", "movement_id", "event", "warehouse_id", "product_id",
-    "kafka_cluster", "kafka_topic", "kafka_partition", "kafka_offset", "received_at",
-    "replayed_at", "replay_status", "replay_detail",
-)  # fmt: skip
-
-
-def expired_for_archive(
-    conn: psycopg.Connection, cutoff: datetime, *, limit: int
-) -> Iterator[dict[str, Any]]:
-    """Up to `limit` expired dead letters, resolved or not, locked for this transaction, each as
-    a JSON-ready dict with `raw_payload_base64`. Streamed (a server-side cursor): one payload in
-    memory at a time, however large the batch."""
-    columns = ", ".join(ARCHIVE_COLUMNS)
-    with conn.cursor(name="retention_archive") as cur:
-        cur.execute(
-            f"""
-            SELECT {columns}, raw_payload FROM rejected_events r
-            WHERE {_EXPIRED}
-            ORDER BY received_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-            """,  # type: ignore[arg-type]  # constant SQL
-            {"cutoff": cutoff, "limit": limit},
-        )
-        for row in cur:
-            record: dict[str, Any] = {}
-            for name, value in zip(ARCHIVE_COLUMNS, row[:-1], strict=True):
-                record[name] = value.isoformat() if isinstance(value, datetime) else (
-                    str(value) if isinstance(value, UUID) else value
-                )
-            record["raw_payload_base64"] = base64.b64encode(bytes(row[-1])).decode("ascii")
-            yield record
-
-
-def delete_ids(conn: psycopg.Connection, ids: Sequence[int]) -> int:
-    if not ids:
-        return 0
-    return conn.execute("DELETE FROM rejected_events WHERE id = ANY(%s)", (list(ids),)).rowcount
+    text, encoding = views.whole_text(raw)
+    return views.view(row[:-1], text, encoding, len(raw), False)

@@ -7,7 +7,7 @@ INGEST_DB_WAIT_SECONDS (60 s) makes 10000 retries span about a week, the topic's
 retention. The wait never runs into the function's timeout: it stops RESERVE_SECONDS before the
 invocation's end, leaving time to apply the batch once PostgreSQL answers.
 
-Only "unreachable" faults are waited for (`common.db.is_unreachable`): a lock or statement timeout
+Only "unreachable" faults are waited for (`is_unreachable`): a lock or statement timeout
 means PostgreSQL answered, and the batch fails at once to be retried. Re-running a batch is safe:
 applied events come back as duplicates, a parked record is parked once.
 
@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from common import db
 from common.config import get_settings
 
@@ -31,6 +34,43 @@ T = TypeVar("T")
 
 # Left of the invocation after the wait: enough to apply a batch once PostgreSQL answers.
 RESERVE_SECONDS = 20.0
+# SQLSTATEs that mean "PostgreSQL cannot serve us right now" (besides connection failures, which
+# carry none): admin/crash shutdown, cannot connect now, too many connections.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means PostgreSQL cannot be reached right now (an outage, not a failed query).
+
+    A lock or statement timeout is not: the database answered, the work did not fit its limits.
+    """
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+    return False
+
+
+def wait_until_reachable(seconds: float, *, first_delay: float = 0.5, max_delay: float = 8.0) -> bool:
+    """Try a fresh connection with growing pauses until one answers, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    delay = first_delay
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            with db.connect(connect_timeout=max(1, min(5, int(remaining)))) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError as exc:
+            logger.info("PostgreSQL still unreachable (%s); next try in %.1f s", type(exc).__name__, delay)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, max_delay)
 
 
 def wait_budget_seconds(context: Any) -> float:
@@ -54,14 +94,14 @@ def ride_out(work: Callable[[], T], budget_seconds: float) -> T:
             return work()
         except Exception as exc:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not db.is_unreachable(exc):
+            if remaining <= 0 or not is_unreachable(exc):
                 raise
             logger.warning(
                 "PostgreSQL unreachable (%s); waiting up to %.0f s before failing the batch",
                 type(exc).__name__,
                 remaining,
             )
-            if not db.wait_until_reachable(remaining):
+            if not wait_until_reachable(remaining):
                 raise
             db.close_pool()  # its connections died with the outage: start afresh
             logger.info("PostgreSQL answers again; applying the batch again")

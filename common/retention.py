@@ -32,7 +32,8 @@ from typing import Any
 
 import psycopg
 
-from common import dead_letters, event_log, outcome_counts
+from common import dead_letter_retention as dead_letters
+from common import event_log, outcome_counts
 from common.config import Settings
 
 logger = logging.getLogger(__name__)

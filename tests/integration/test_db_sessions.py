@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from common import db
+from common import db, outage
 from common.config import get_settings
 
 pytestmark = pytest.mark.integration
@@ -120,10 +120,10 @@ def test_behind_a_proxy_no_startup_options_no_prepared_statements_and_one_warnin
 def test_unreachable_is_told_apart_from_a_query_that_failed() -> None:
     from psycopg_pool import PoolTimeout
 
-    assert db.is_unreachable(PoolTimeout("no connection"))
-    assert db.is_unreachable(psycopg.OperationalError("connection refused"))
-    assert db.is_unreachable(psycopg.errors.AdminShutdown("terminating connection"))
-    assert db.is_unreachable(psycopg.errors.TooManyConnections("too many clients"))
-    assert not db.is_unreachable(psycopg.errors.LockNotAvailable("lock timeout"))
-    assert not db.is_unreachable(psycopg.errors.QueryCanceled("statement timeout"))
-    assert not db.is_unreachable(ValueError("not a database fault"))
+    assert outage.is_unreachable(PoolTimeout("no connection"))
+    assert outage.is_unreachable(psycopg.OperationalError("connection refused"))
+    assert outage.is_unreachable(psycopg.errors.AdminShutdown("terminating connection"))
+    assert outage.is_unreachable(psycopg.errors.TooManyConnections("too many clients"))
+    assert not outage.is_unreachable(psycopg.errors.LockNotAvailable("lock timeout"))
+    assert not outage.is_unreachable(psycopg.errors.QueryCanceled("statement timeout"))
+    assert not outage.is_unreachable(ValueError("not a database fault"))

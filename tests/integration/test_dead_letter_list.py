@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from common import db, dead_letters
+from common import db, dead_letter_views, dead_letters
 from common.config import get_settings
 from tests.e2e.support import rejected_cursor_before
 
@@ -81,8 +81,8 @@ def test_a_page_stops_at_about_one_mib_and_the_next_cursor_continues(client, dat
         seen += [item["id"] for item in page["items"] if item["id"] in set(ids)]
     assert seen == ids  # nothing skipped, nothing twice, in order
     assert len(sizes) >= 2, "300 previews of 4 KiB do not fit one 1 MiB page"
-    assert max(sizes) <= dead_letters.MAX_PAGE_BYTES
-    assert sizes[0] > dead_letters.MAX_PAGE_BYTES * 0.9  # cut by size, not short for another reason
+    assert max(sizes) <= dead_letter_views.MAX_PAGE_BYTES
+    assert sizes[0] > dead_letter_views.MAX_PAGE_BYTES * 0.9  # cut by size, not short for another reason
 
 
 def test_list_items_show_a_preview_and_link_the_whole_payload(client, database_url) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from common import cache, db
 from common.config import get_settings
-from tests.kafka.helpers import delete_group, unique
+from tools.kafka_helpers import delete_group, unique
 
 # In-process handler calls would print an EMF metrics line per batch; the tests read the ledger.
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
