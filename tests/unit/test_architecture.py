@@ -23,6 +23,8 @@ SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|JOIN)\b")
 def modules(package: str) -> Iterator[tuple[str, Path]]:
     for path in sorted((ROOT / package).rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
+        if any(part.startswith(".") for part in parts):  # tools/lint/.venv and the like
+            continue
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         yield name, path
 
