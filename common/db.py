@@ -154,7 +154,7 @@ class RotatingConnection(psycopg.Connection[Any]):
     """
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingConnection:  # type: ignore[override]
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingConnection:
         try:
             return super().connect(conninfo, **kwargs)
         except psycopg.OperationalError as exc:

@@ -47,7 +47,7 @@ def retention_counts(conn: psycopg.Connection, cutoff: datetime) -> RetentionCou
             FROM rejected_events r
             WHERE received_at < %(cutoff)s AND coalesce(replayed_at, received_at) < %(cutoff)s
         ) AS old
-        """,  # type: ignore[arg-type]  # constant SQL
+        """,
         {"cutoff": cutoff},
     ).fetchone()
     assert row is not None
@@ -63,7 +63,7 @@ def delete_expired_resolved(conn: psycopg.Connection, cutoff: datetime, *, limit
             WHERE {_RESOLVED} AND {_EXPIRED}
             ORDER BY received_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
         )
-        """,  # type: ignore[arg-type]  # constant SQL
+        """,
         {"cutoff": cutoff, "limit": limit},
     ).rowcount
 
@@ -88,7 +88,7 @@ def expired_for_archive(
             SELECT {columns}, raw_payload FROM rejected_events r
             WHERE {_EXPIRED}
             ORDER BY received_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-            """,  # type: ignore[arg-type]  # constant SQL
+            """,
             {"cutoff": cutoff, "limit": limit},
         )
         for row in cur:

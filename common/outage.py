@@ -81,7 +81,7 @@ def wait_budget_seconds(context: Any) -> float:
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if remaining_ms is None:
         return 0.0
-    remaining = remaining_ms() / 1000.0 - RESERVE_SECONDS
+    remaining = float(remaining_ms()) / 1000.0 - RESERVE_SECONDS
     return max(0.0, min(get_settings().ingest_db_wait_seconds, remaining))
 
 

@@ -12,7 +12,7 @@ and stops at about 1 MiB per page; `GET /api/v1/rejected-events/{id}` answers on
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -43,7 +43,7 @@ Cursor = Annotated[
     Query(max_length=200, description="`next_cursor` of the previous page; omit for the first page."),
 ]
 
-_INVALID = {
+_INVALID: dict[int | str, dict[str, Any]] = {
     422: doc(
         InvalidRequest,
         "A parameter is invalid: not a UUID, a limit outside 1..500, or a cursor not from this list.",
@@ -98,7 +98,7 @@ def list_all_movements(
     )
 
 
-_UNAUTHORIZED = {
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: doc(
         ErrorBody,
         "An operator route: `Authorization: Bearer <operator token>` is missing or wrong (OPERATOR_AUTH="

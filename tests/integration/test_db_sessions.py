@@ -114,7 +114,8 @@ def test_behind_a_proxy_no_startup_options_no_prepared_statements_and_one_warnin
     with db.get_pool().connection() as conn:  # and directly, psycopg does prepare them
         for _ in range(8):
             conn.execute("SELECT %s::int + 1", (1,)).fetchone()
-        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] >= 1
+        prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert prepared is not None and prepared[0] >= 1
 
 
 def test_unreachable_is_told_apart_from_a_query_that_failed() -> None:

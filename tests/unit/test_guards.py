@@ -71,7 +71,7 @@ def client(event: dict[str, Any] | None = None) -> TestClient:
 
     app = make_app([router], lambda_mode=True)
     test_client = TestClient(WithEvent(app, event), raise_server_exceptions=False)
-    test_client.calls = calls  # type: ignore[attr-defined]
+    test_client.calls = calls
     return test_client
 
 
@@ -100,7 +100,7 @@ def test_operator_token_is_required_and_checked_before_the_path_and_query(monkey
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json() == {"detail": "missing or wrong bearer token"}
         assert OPERATOR not in response.text
-    assert c.calls == []  # type: ignore[attr-defined]
+    assert c.calls == []
 
     assert c.get("/ops/7", headers=bearer(OPERATOR)).json() == {"item_id": 7}
     assert c.get("/ops/0", headers=bearer(OPERATOR)).status_code == 422  # validation after the token
@@ -153,7 +153,7 @@ def test_gateway_mode_in_lambda_refuses_an_event_without_an_authorizer(monkeypat
     c = client(event)
     assert c.get("/ops/2").status_code == 401
     assert c.get("/ops/not-a-number").status_code == 401
-    assert c.calls == []  # type: ignore[attr-defined]
+    assert c.calls == []
 
 
 # --- start-up ------------------------------------------------------------------------------------

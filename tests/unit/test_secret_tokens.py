@@ -118,7 +118,7 @@ def test_token_reads_are_cached_with_the_short_max_age(aws, monkeypatch) -> None
         calls.append({"name": name, **kwargs})
         return real(name, **kwargs)
 
-    monkeypatch.setattr(secrets.parameters, "get_secret", spy)
+    monkeypatch.setattr(parameters, "get_secret", spy)
     guards.webhook_token()
     assert calls == [{"name": arn, "max_age": secrets.TOKEN_MAX_AGE_SECONDS}]
 
