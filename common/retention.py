@@ -32,8 +32,7 @@ from typing import Any
 
 import psycopg
 
-from common import dead_letter_retention as dead_letters
-from common import event_log, outcome_counts
+from common import dead_letter_retention, event_log, outcome_counts
 from common.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,7 +113,7 @@ def _dead_letters(
     conn: psycopg.Connection, cutoff: datetime, dry_run: bool, archive_dir: Path | None
 ) -> DeadLetterReport:
     report = DeadLetterReport(cutoff=cutoff.isoformat())
-    counts = dead_letters.retention_counts(conn, cutoff)
+    counts = dead_letter_retention.retention_counts(conn, cutoff)
     report.kept_pending_copy = counts.pending_copy
     if dry_run:
         report.deleted_resolved = counts.resolved
@@ -126,9 +125,9 @@ def _dead_letters(
         return report
     if archive_dir is None:
         report.deleted_resolved = _until_none_left(
-            conn, lambda: dead_letters.delete_expired_resolved(conn, cutoff, limit=DELETE_BATCH)
+            conn, lambda: dead_letter_retention.delete_expired_resolved(conn, cutoff, limit=DELETE_BATCH)
         )
-        report.kept_unresolved = dead_letters.retention_counts(conn, cutoff).unresolved
+        report.kept_unresolved = dead_letter_retention.retention_counts(conn, cutoff).unresolved
         return report
     path = _archive_file(archive_dir)
     report.archive_file = str(path)
@@ -137,14 +136,14 @@ def _dead_letters(
         while True:
             with conn.transaction():
                 ids, resolved = [], 0
-                for record in dead_letters.expired_for_archive(conn, cutoff, limit=ARCHIVE_BATCH):
+                for record in dead_letter_retention.expired_for_archive(conn, cutoff, limit=ARCHIVE_BATCH):
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     ids.append(int(record["id"]))
-                    resolved += record["replay_status"] in dead_letters.RESOLVED_STATUSES
+                    resolved += record["replay_status"] in dead_letter_retention.RESOLVED_STATUSES
                 # On disk before the rows go: a crash now leaves rows archived twice, never lost.
                 out.flush()
                 os.fsync(out.fileno())
-                dead_letters.delete_ids(conn, ids)
+                dead_letter_retention.delete_ids(conn, ids)
             report.archived += len(ids)
             report.deleted_resolved += resolved
             report.deleted_unresolved += len(ids) - resolved
