@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from common import dead_letters
-from common.config import get_settings
+from common import dead_letters, kafka_client
+from common.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,13 @@ def publish_pending(conn: psycopg.Connection, *, limit: int = PUBLISH_BATCH) -> 
     return len(topics)
 
 
+def producer_arguments(settings: Settings) -> dict[str, Any]:
+    """The DLQ producer's arguments: the same security (TLS, SASL, MSK IAM) as every client."""
+    return kafka_client.producer_config(
+        settings, "warehouse-dlq", linger_ms=5, max_block_ms=5000, request_timeout_ms=10000
+    )
+
+
 def _dlq_producer() -> Any:
     """The process-wide producer for DLQ_TOPIC, created on first use."""
     global _producer
@@ -102,14 +109,7 @@ def _dlq_producer() -> Any:
             if _producer is None:
                 from kafka import KafkaProducer
 
-                _producer = KafkaProducer(
-                    bootstrap_servers=get_settings().kafka_bootstrap_servers.split(","),
-                    acks="all",
-                    linger_ms=5,
-                    max_block_ms=5000,
-                    request_timeout_ms=10000,
-                    client_id="warehouse-dlq",
-                )
+                _producer = KafkaProducer(**producer_arguments(get_settings()))
     return _producer
 
 
