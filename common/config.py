@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # A Kafka departure refused for insufficient stock is retried when arrivals for its stock are
     # applied within this many seconds of its receipt; 0 turns the automatic retry off.
     auto_replay_window_seconds: int = Field(3600, ge=0)
+    # In Lambda, a batch that finds PostgreSQL unreachable waits for it this long (never past the
+    # invocation's remaining time) before failing, so each of the mapping's retries covers minutes.
+    ingest_db_wait_seconds: float = Field(60.0, ge=0, le=900)
 
     # --- The HTTP app and its guards
     app_mode: AppMode = "kafka"

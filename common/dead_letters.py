@@ -10,7 +10,6 @@ waiting departure) records `replayed_at`, `replay_status`, `replay_detail` on th
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from common.cursor import decode_int_key, encode_cursor, page_of
+from common import dead_letter_views as views
+from common.cursor import decode_int_key, page_of
 from common.events import IncomingEvent, Origin, parse_event
-from common.models import RawEncoding, RejectedEventPage, RejectedEventView
+from common.models import RejectedEventPage, RejectedEventView
 from common.outcomes import Outcome, Reason, Status
 from common.rules import StockKey
 
@@ -250,21 +250,17 @@ def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
     ]
 
 
-# --- the list ------------------------------------------------------------------------------------
+# --- the list and one dead letter (shown by `common.dead_letter_views`) ---------------------------
 
-
-def raw_text(raw: bytes) -> tuple[str, RawEncoding]:
-    """The payload as text when it is UTF-8, else base64, so any bytes survive JSON."""
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+# rejected_events.id is a bigserial.
+MAX_ID = 2**63 - 1
 
 
 def list_page(
     conn: psycopg.Connection, *, reason: Reason | None = None, limit: int, cursor: str | None = None
 ) -> RejectedEventPage:
-    """Dead letters in arrival order, optionally of one reason (keyset pagination by id)."""
+    """Dead letters in arrival order, optionally of one reason (keyset pagination by id); each
+    payload cut to its preview in SQL, so a page never loads whole payloads."""
     after = decode_int_key("rejected", cursor)
     conditions: list[sql.Composable] = [sql.SQL("TRUE")]
     if reason is not None:
@@ -272,36 +268,20 @@ def list_page(
     if after is not None:
         conditions.append(sql.SQL("id > %(after)s"))
     query = sql.SQL(
-        "SELECT id, reason, detail, movement_id, event, origin, kafka_topic, kafka_partition, "
-        "kafka_offset, received_at, replayed_at, replay_status, replay_detail, raw_payload "
-        "FROM rejected_events WHERE {} ORDER BY id LIMIT %(n)s"
+        "SELECT " + views.VIEW_COLUMNS + ", substring(raw_payload FROM 1 FOR %(preview)s), "
+        "octet_length(raw_payload) FROM rejected_events WHERE {} ORDER BY id LIMIT %(n)s"
     ).format(sql.SQL(" AND ").join(conditions))
-    rows = conn.execute(query, {"reason": reason, "after": after, "n": limit + 1}).fetchall()
-    page, more = page_of(rows, limit)
-    items = []
-    for row in page:
-        (rid, why, detail, mid, event, origin, topic, partition, offset, received, replayed,
-         replay_status, replay_detail, raw) = row  # fmt: skip
-        text, encoding = raw_text(bytes(raw))
-        items.append(
-            RejectedEventView(
-                id=rid,
-                reason=why,
-                detail=detail,
-                movement_id=mid,
-                event=event,
-                origin=origin,
-                kafka_topic=topic,
-                kafka_partition=partition,
-                kafka_offset=offset,
-                received_at=received,
-                replayed_at=replayed,
-                replay_status=replay_status,
-                replay_detail=replay_detail,
-                raw_payload=text,
-                raw_payload_encoding=encoding,
-            )  # fmt: skip
-        )
-    return RejectedEventPage(
-        items=items, next_cursor=encode_cursor("rejected", page[-1][0]) if more else None
-    )
+    params = {"reason": reason, "after": after, "n": limit + 1, "preview": views.RAW_PREVIEW_BYTES}
+    rows, more = page_of(conn.execute(query, params).fetchall(), limit)
+    return views.page(rows, more=more)
+
+
+def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventView | None:
+    """One dead letter with its whole raw payload; None when there is no such id."""
+    query = "SELECT " + views.VIEW_COLUMNS + ", raw_payload FROM rejected_events WHERE id = %s"
+    row = conn.execute(query.encode(), (rejected_event_id,)).fetchone()
+    if row is None:
+        return None
+    raw = bytes(row[-1])
+    text, encoding = views.whole_text(raw)
+    return views.view(row[:-1], text, encoding, len(raw), False)

@@ -27,6 +27,7 @@ DATA_TABLES = (
     "rejected_events",
     "event_outcome_counts",
     "consumer_lag",
+    "stock_opening",
 )
 # An arbitrary constant naming "schema migrations" among advisory locks.
 MIGRATION_LOCK_ID = 7_301_448_512
@@ -72,6 +73,8 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        # A migration may rewrite a large table: the service's statement timeout is not for it.
+        conn.execute("SET LOCAL statement_timeout = 0")
         _ensure_table(conn)
         done: dict[str, str | None] = dict(
             conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()

@@ -113,7 +113,12 @@ class MovementPage(BaseModel):
 
 
 class RejectedEventView(BaseModel):
-    """A dead letter: why it was refused, where it came from, its raw bytes and any replay."""
+    """A dead letter: why it was refused, where it came from, its raw bytes and any replay.
+
+    In the list, `raw_payload` is at most the first 4 KiB of the payload (`raw_payload_truncated`
+    then says so, `raw_payload_bytes` gives the full size); `raw_payload_url` answers it whole.
+    `raw_payload_encoding` describes `raw_payload` as given: UTF-8 text, else base64.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,6 +140,9 @@ class RejectedEventView(BaseModel):
                     "replay_detail": None,
                     "raw_payload": '{"id": "b3b53031-e83a-4654-87f5-b6b6fb09fd99", "data": {"...": "..."}}',
                     "raw_payload_encoding": "utf-8",
+                    "raw_payload_bytes": 412,
+                    "raw_payload_truncated": False,
+                    "raw_payload_url": "/api/v1/rejected-events/42",
                 }
             ]
         }
@@ -155,10 +163,14 @@ class RejectedEventView(BaseModel):
     replay_detail: str | None
     raw_payload: str
     raw_payload_encoding: RawEncoding
+    raw_payload_bytes: int
+    raw_payload_truncated: bool
+    raw_payload_url: str
 
 
 class RejectedEventPage(BaseModel):
-    """A page of the dead-letter store, oldest first."""
+    """A page of the dead-letter store, oldest first: at most `limit` items and about 1 MiB (a page
+    cut short by size has a `next_cursor` like any other)."""
 
     model_config = ConfigDict(
         json_schema_extra={

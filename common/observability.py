@@ -34,6 +34,9 @@ KAFKA_BATCH_SECONDS = "warehouse_kafka_batch_seconds"
 HTTP_REQUEST_SECONDS = "http_request_duration_seconds"
 POLLER_LAG = "warehouse_poller_lag"
 POLLER_OFFSET_RESETS = "warehouse_poller_offset_resets_total"
+# Age of the oldest record of a Kafka batch that failed (CloudWatch only): alarm on it well before
+# the topic's retention, when records of a batch that keeps failing would start to expire.
+KAFKA_FAILED_BATCH_RECORD_AGE = "warehouse_kafka_failed_batch_oldest_record_age_seconds"
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
@@ -143,6 +146,13 @@ def record_kafka_batch(ok: bool, seconds: float) -> None:
     _cloudwatch(KAFKA_BATCHES, 1, {"result": result})
     if ok:
         _cloudwatch(KAFKA_BATCH_SECONDS, seconds, {}, unit="Seconds")
+
+
+@_never_raises
+def record_failed_batch_age(seconds: float | None) -> None:
+    """How old the oldest record of a failed batch is (a Lambda invocation only; no dimensions)."""
+    if seconds is not None:
+        _cloudwatch(KAFKA_FAILED_BATCH_RECORD_AGE, seconds, {}, unit="Seconds")
 
 
 @_never_raises

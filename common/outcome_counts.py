@@ -53,3 +53,17 @@ def per_minute(conn: psycopg.Connection, since: datetime) -> list[tuple[datetime
         (since,),
     ).fetchall()
     return [(m, o, s, r, int(n)) for m, o, s, r, n in rows]
+
+
+def delete_before(conn: psycopg.Connection, cutoff: datetime, *, limit: int) -> int:
+    """Delete up to `limit` rows of minutes before `cutoff` (retention; by the primary key's prefix)."""
+    return conn.execute(
+        """
+        DELETE FROM event_outcome_counts
+        WHERE (minute, origin, outcome, reason, shard) IN (
+            SELECT minute, origin, outcome, reason, shard FROM event_outcome_counts
+            WHERE minute < %s ORDER BY minute LIMIT %s
+        )
+        """,
+        (cutoff, limit),
+    ).rowcount

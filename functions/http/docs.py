@@ -42,7 +42,8 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {
         **doc(
             ErrorBody,
-            "PostgreSQL is unreachable; retry after the Retry-After seconds (safe: writes are idempotent).",
+            "PostgreSQL is unreachable, or a row lock or statement took longer than its limit; retry after "
+            "the Retry-After seconds (safe: nothing was committed, and writes are idempotent).",
             {"detail": "database unavailable, retry later", "request_id": "5f0c1a9e2b7d4c1e8f3a6b9d0e2c4a7f"},
         ),
         "headers": {

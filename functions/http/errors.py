@@ -1,9 +1,9 @@
 """The error answers every HTTP entry point gives: JSON bodies, also the OpenAPI schemas.
 
-A client only ever sees JSON: validation errors name the field, a PostgreSQL outage or a lock
-wait past its limit is a 503 with Retry-After (the request can be repeated safely: writes are
-idempotent), and anything unexpected is a generic 500 carrying a request id that is also in the
-log line with the traceback.
+A client only ever sees JSON: validation errors name the field; a PostgreSQL outage, a lock
+wait past DB_LOCK_TIMEOUT_MS or a statement past DB_STATEMENT_TIMEOUT_MS is a 503 with
+Retry-After (the request can be repeated safely: writes are idempotent), and anything unexpected
+is a generic 500 carrying a request id that is also in the log line with the traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Literal
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict
 
 from common.outcomes import FieldError, describe_errors
@@ -22,6 +23,8 @@ from common.outcomes import FieldError, describe_errors
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+# A row lock held past DB_LOCK_TIMEOUT_MS is usually a batch about to commit: retry sooner.
+LOCK_RETRY_AFTER_SECONDS = 1
 
 
 class InvalidRequest(BaseModel):
@@ -109,10 +112,19 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-    return error_response(
-        503,
-        "database unavailable, retry later",
-        request=request,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    """Every psycopg.OperationalError: an outage, a lock wait or a statement past its limit.
+
+    All three are 503 with Retry-After: nothing was committed, and repeating the request is safe.
+    The connection went back to the pool at once (no request holds one longer than the limits).
+    """
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        logger.warning("lock wait over DB_LOCK_TIMEOUT_MS on %s %s", request.method, request.url.path)
+        detail = "the data is locked by another transaction, retry shortly"
+        retry_after = LOCK_RETRY_AFTER_SECONDS
+    elif isinstance(exc, pg_errors.QueryCanceled):
+        logger.warning("statement over DB_STATEMENT_TIMEOUT_MS on %s %s", request.method, request.url.path)
+        detail, retry_after = "the database did not answer in time, retry later", RETRY_AFTER_SECONDS
+    else:
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        detail, retry_after = "database unavailable, retry later", RETRY_AFTER_SECONDS
+    return error_response(503, detail, request=request, headers={"Retry-After": str(retry_after)})

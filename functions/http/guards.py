@@ -1,10 +1,37 @@
-"""Guards that run before any work: the bearer tokens and the body size limit."""
+"""Guards that run before any work: the bearer tokens, the operator routes, the body size limit.
+
+Two tokens, never interchangeable: producers send the webhook token (WEBHOOK_TOKEN, or the secret
+WEBHOOK_TOKEN_SECRET_ARN) to write events; operators send the operator token (OPERATOR_TOKEN or
+OPERATOR_TOKEN_SECRET_ARN) to read dead letters, which carry raw payloads, and to replay them.
+With OPERATOR_AUTH=gateway, API Gateway's authorizer (IAM or JWT) checks operators instead and
+the app only makes sure, in Lambda, that the request did pass one.
+
+Fail closed: in Lambda a function refuses to start without the token it needs
+(`check_lambda_start`); locally a route left open is allowed for development, with one warning
+at start (`open_route_warnings`). A token secret that cannot be read answers 503, never "open".
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
+import os
+from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
+
+from common.config import ConfigError, Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+OPERATOR_ROUTES = (
+    "GET /api/v1/rejected-events",
+    "GET /api/v1/rejected-events/{rejected_event_id}",
+    "POST /api/v1/rejected-events/{rejected_event_id}/replay",
+)
+WEBHOOK_ROUTE = "POST /api/v1/kafka/webhook"
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+TOKEN_UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 class PayloadTooLarge(Exception):
@@ -34,3 +61,138 @@ def bearer_token_ok(authorization: str | None, expected: str | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+# --- the tokens ----------------------------------------------------------------------------------
+
+
+def _token(plain: str | None, secret_arn: str | None, name: str) -> str | None:
+    """The configured token: the plain value, else the secret's; None when neither is configured.
+
+    A secret that cannot be read (AWS unreachable, no permission, empty) is a 503 for the caller.
+    """
+    if plain:
+        return plain
+    if not secret_arn:
+        return None
+    from common.secrets import token_from_secret
+
+    try:
+        return token_from_secret(secret_arn)
+    except Exception as exc:  # any failure to read the token must close the route, not open it
+        logger.error("cannot read the %s from its secret: %s: %s", name, type(exc).__name__, exc)
+        raise HTTPException(
+            503,
+            "authentication is temporarily unavailable, retry later",
+            headers={"Retry-After": str(TOKEN_UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        ) from None
+
+
+def webhook_token(settings: Settings | None = None) -> str | None:
+    """The producers' token (WEBHOOK_TOKEN or WEBHOOK_TOKEN_SECRET_ARN); None = not configured."""
+    s = settings or get_settings()
+    return _token(s.webhook_token, s.webhook_token_secret_arn, "webhook token")
+
+
+def operator_token(settings: Settings | None = None) -> str | None:
+    """The operators' token (OPERATOR_TOKEN or OPERATOR_TOKEN_SECRET_ARN); None = not configured."""
+    s = settings or get_settings()
+    return _token(s.operator_token, s.operator_token_secret_arn, "operator token")
+
+
+def webhook_token_configured(settings: Settings) -> bool:
+    return bool(settings.webhook_token or settings.webhook_token_secret_arn)
+
+
+def operator_token_configured(settings: Settings) -> bool:
+    return bool(settings.operator_token or settings.operator_token_secret_arn)
+
+
+def unauthorized() -> HTTPException:
+    return HTTPException(401, "missing or wrong bearer token", headers=BEARER_CHALLENGE)
+
+
+# --- the operator routes -------------------------------------------------------------------------
+
+
+def authorized_by_gateway(event: Any) -> bool:
+    """Whether an API Gateway HTTP API event passed an authorizer (IAM: `authorizer.iam`, JWT:
+    `authorizer.jwt`, Lambda authorizer: `authorizer.lambda`)."""
+    if not isinstance(event, dict):
+        return False
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    return isinstance(authorizer, dict) and any(authorizer.get(k) for k in ("iam", "jwt", "lambda"))
+
+
+def require_operator(request: Request) -> None:
+    """FastAPI dependency of every operator route: 401 unless the caller is an operator.
+
+    A route dependency runs before the path and query are validated, so a caller without the
+    token learns nothing, not even whether an id is well formed.
+    """
+    settings = get_settings()
+    if settings.operator_auth == "gateway":
+        event = request.scope.get("aws.event")
+        # In Lambda (Mangum puts the event in the scope) the event must show the gateway's
+        # authorizer: a second line of defence should a route lose its authorizer.
+        if event is not None and not authorized_by_gateway(event):
+            logger.error("operator route %s reached without an API Gateway authorizer", request.url.path)
+            raise HTTPException(401, "this route requires the API Gateway's authorization")
+        return
+    expected = operator_token(settings)
+    if expected is None:
+        return  # open: allowed outside Lambda only, with a warning at start
+    if settings.webhook_token and hmac.compare_digest(settings.webhook_token.encode(), expected.encode()):
+        # The producers' token must never open the operator routes: refuse everyone instead.
+        logger.error("OPERATOR_TOKEN equals WEBHOOK_TOKEN: operator routes refused until they differ")
+        raise unauthorized()
+    if not bearer_token_ok(request.headers.get("authorization"), expected):
+        raise unauthorized()
+
+
+# --- start-up ------------------------------------------------------------------------------------
+
+
+def in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def check_lambda_start(*, webhook: bool = False, operator: bool = False) -> None:
+    """In Lambda, refuse to start a function whose routes would be open (no I/O: the secret is read
+    on the first request). Outside Lambda nothing is checked (see `open_route_warnings`)."""
+    if not in_lambda():
+        return
+    settings = get_settings()
+    if webhook and not webhook_token_configured(settings):
+        raise ConfigError(
+            "WEBHOOK_TOKEN_SECRET_ARN is not set: the webhook refuses to start in Lambda without a token "
+            "(it would accept stock writes from anyone)"
+        )
+    if operator and settings.operator_auth == "token" and not operator_token_configured(settings):
+        raise ConfigError(
+            "OPERATOR_AUTH=token but OPERATOR_TOKEN_SECRET_ARN is not set: the operator routes refuse "
+            "to start in Lambda without a token (or set OPERATOR_AUTH=gateway behind an authorizer)"
+        )
+
+
+def open_route_warnings(settings: Settings) -> list[str]:
+    """One message per group of routes that anyone reaching the app could call (local app start)."""
+    warnings = []
+    if not webhook_token_configured(settings):
+        warnings.append(
+            f"{WEBHOOK_ROUTE} is open: WEBHOOK_TOKEN is not set, anyone who reaches the app can write stock"
+        )
+    operators = ", ".join(OPERATOR_ROUTES)
+    if settings.operator_auth == "gateway":
+        warnings.append(
+            f"OPERATOR_AUTH=gateway: the app does not check {operators}; outside API Gateway they are open"
+        )
+    elif not operator_token_configured(settings):
+        warnings.append(
+            f"{operators} are open: OPERATOR_TOKEN is not set, anyone who reaches the app can read raw "
+            "dead letters and replay them"
+        )
+    elif settings.webhook_token and settings.webhook_token == settings.operator_token:
+        warnings.append("OPERATOR_TOKEN equals WEBHOOK_TOKEN: the operator routes refuse every request")
+    return warnings

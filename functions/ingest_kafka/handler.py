@@ -8,8 +8,10 @@ and every record that can never succeed (not JSON, invalid, another event type, 
 insufficient stock, a tombstone, a value the database refuses) is parked in `rejected_events`
 with its identity inside that transaction. No single record is left to retry, so there is no item
 failure to report. Transient faults (PostgreSQL unreachable, lost races beyond the bounded
-retries) raise instead: the mapping redelivers the whole batch, and a redelivered batch changes
-nothing twice (applied events come back as duplicates, a Kafka record is parked once).
+retries, a lock or statement timeout) raise instead: the mapping redelivers the whole batch, and
+a redelivered batch changes nothing twice (applied events come back as duplicates, a Kafka record
+is parked once). In Lambda an unreachable PostgreSQL is first waited for, up to
+INGEST_DB_WAIT_SECONDS (`common.outage`), and a failed batch reports the age of its oldest record.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
 from common.kafka_batch import ingest_kafka_event
-from common.observability import lambda_entry, record_kafka_batch
+from common.observability import lambda_entry, record_failed_batch_age, record_kafka_batch
+from common.outage import oldest_record_age_seconds, ride_out, wait_budget_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +34,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     batch = KafkaEvent(event)
     started = time.perf_counter()
     try:
-        result = ingest_kafka_event(batch)
+        # In Lambda, PostgreSQL being unreachable is waited for first (common.outage).
+        result = ride_out(lambda: ingest_kafka_event(batch), wait_budget_seconds(context))
     except Exception:
         record_kafka_batch(False, time.perf_counter() - started)
+        record_failed_batch_age(oldest_record_age_seconds(event))
         logger.exception("kafka batch failed, raising so the event source mapping redelivers it")
         raise
     record_kafka_batch(True, result.seconds)

@@ -3,30 +3,37 @@
 Every list answers `{"items": [...], "next_cursor": str | null}`; pass `next_cursor` back as
 `cursor` for the next page until it is null. Lists are read straight from PostgreSQL (no cache):
 they are operator tools, not the hot path.
+
+The dead-letter routes are operator routes (raw event payloads): `require_operator` runs before
+anything else, path and query validation included. The list shows the first 4 KiB of each payload
+and stops at about 1 MiB per page; `GET /api/v1/rejected-events/{id}` answers one whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from common import dead_letters
 from common.cursor import DEFAULT_LIMIT, MAX_LIMIT, BadCursor
 from common.db import get_pool
-from common.models import MovementPage, MovementStatus, RejectedEventPage, StockPage
+from common.models import MovementPage, MovementStatus, RejectedEventPage, RejectedEventView, StockPage
 from common.outcomes import Reason
 from common.reads import list_movements, list_stock
 from functions.http.docs import doc, invalid_example
-from functions.http.errors import InvalidRequest, invalid_parameter
+from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
+from functions.http.guards import require_operator
 
 STOCK_LIST_PATH = "/api/v1/warehouse/{warehouse_id}/products"
 MOVEMENTS_PATH = "/api/v1/movements"
 REJECTED_PATH = "/api/v1/rejected-events"
+REJECTED_ONE_PATH = "/api/v1/rejected-events/{rejected_event_id}"
 
 router = APIRouter()
 
@@ -36,7 +43,7 @@ Cursor = Annotated[
     Query(max_length=200, description="`next_cursor` of the previous page; omit for the first page."),
 ]
 
-_INVALID = {
+_INVALID: dict[int | str, dict[str, Any]] = {
     422: doc(
         InvalidRequest,
         "A parameter is invalid: not a UUID, a limit outside 1..500, or a cursor not from this list.",
@@ -91,17 +98,64 @@ def list_all_movements(
     )
 
 
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: doc(
+        ErrorBody,
+        "An operator route: `Authorization: Bearer <operator token>` is missing or wrong (OPERATOR_AUTH="
+        "token), or in AWS the request did not pass the API Gateway's authorizer. Checked before anything "
+        "else. The webhook's token is never accepted here.",
+        {"detail": "missing or wrong bearer token"},
+    )
+}
+
+
 @router.get(
     REJECTED_PATH,
     tags=["dead letters"],
     summary="Rejected events (the dead-letter store)",
     response_model=RejectedEventPage,
-    responses=_INVALID,
+    responses={**_UNAUTHORIZED, **_INVALID},
+    dependencies=[Depends(require_operator)],
 )
 def list_dead_letters(
     reason: Annotated[Reason | None, Query(description="Only dead letters refused for this reason.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """Every refused event, oldest first, with its raw payload (text, or base64 when not UTF-8)."""
+    """Every refused event, oldest first, with the first 4 KiB of its raw payload (text, or base64 when
+    not UTF-8) and the link to the whole one; a page ends early at about 1 MiB."""
     return _page(lambda conn: dead_letters.list_page(conn, reason=reason, limit=limit, cursor=cursor))
+
+
+@router.get(
+    REJECTED_ONE_PATH,
+    tags=["dead letters"],
+    summary="One rejected event, with its whole raw payload",
+    response_model=RejectedEventView,
+    responses={
+        **_UNAUTHORIZED,
+        404: doc(ErrorBody, "No dead letter has this id.", {"detail": "rejected event 42 not found"}),
+        422: doc(
+            InvalidRequest,
+            "The id is not a positive integer.",
+            invalid_example(
+                "rejected_event_id", "Input should be greater than or equal to 1", "greater_than_equal"
+            ),
+        ),
+    },
+    dependencies=[Depends(require_operator)],
+)
+async def get_dead_letter(
+    request: Request, rejected_event_id: Annotated[int, Path(ge=1, le=dead_letters.MAX_ID)]
+) -> Response:
+    """The dead letter with its whole raw payload (base64 when not UTF-8, or when its escaped text would
+    be over 2 MiB of JSON)."""
+    view = await run_in_threadpool(_one, rejected_event_id)
+    if view is None:
+        return error_response(404, f"rejected event {rejected_event_id} not found", request=request)
+    return Response(view.model_dump_json(), media_type="application/json")
+
+
+def _one(rejected_event_id: int) -> RejectedEventView | None:
+    with get_pool().connection() as conn:
+        return dead_letters.get_one(conn, rejected_event_id)

@@ -26,6 +26,7 @@ from functions.get_stock.routes import router as get_stock_router
 from functions.http.app import make_app
 from functions.http.docs import doc
 from functions.http.errors import RETRY_AFTER_SECONDS
+from functions.http.guards import open_route_warnings
 from functions.list_resources.routes import router as list_router
 from functions.replay.routes import router as replay_router
 from functions.webhook.routes import router as webhook_router
@@ -177,6 +178,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the poller in kafka mode; the pool opens on first use. Stop the poller, then the pool."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for warning in open_route_warnings(settings):  # one line per group of routes left open
+        logger.warning(warning)
     app.state.poller = _start_poller(settings)
     try:
         yield

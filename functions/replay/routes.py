@@ -5,9 +5,11 @@ be re-applied once its goods have arrived. The replay goes through the same ledg
 is safe to repeat (a second replay of an applied event answers `duplicate` and changes nothing),
 and its outcome is recorded on the parked row, which stays as evidence.
 
-Same guard as the webhook: when WEBHOOK_TOKEN is set, `Authorization: Bearer <token>` is required
-(compared in constant time). The token is checked in a dependency, before the path is validated,
-so a caller without it learns nothing, not even whether an id is well formed.
+An operator route (`functions.http.guards.require_operator`): with OPERATOR_AUTH=token and a token
+configured, `Authorization: Bearer <operator token>` is required (constant-time compare; the
+webhook's token is never accepted); with OPERATOR_AUTH=gateway, API Gateway's authorizer. Checked
+in a dependency, before the path is validated, so a caller without it learns nothing, not even
+whether an id is well formed.
 """
 
 from __future__ import annotations
@@ -15,21 +17,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
-from common.config import get_settings
+from common.dead_letters import MAX_ID
 from common.outcomes import Reason, Status
 from common.service import replay
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response
-from functions.http.guards import bearer_token_ok
+from functions.http.guards import require_operator
 
 logger = logging.getLogger(__name__)
 
 REPLAY_PATH = "/api/v1/rejected-events/{rejected_event_id}/replay"
-MAX_ID = 2**63 - 1  # rejected_events.id is a bigserial
 
 router = APIRouter(tags=["dead letters"])
 
@@ -58,16 +59,11 @@ class ReplayAnswer(BaseModel):
     detail: str | None
 
 
-def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-    """401 unless the bearer token matches WEBHOOK_TOKEN (open when no token is configured)."""
-    if not bearer_token_ok(authorization, get_settings().webhook_token):
-        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-
 _RESPONSES: dict[int | str, dict[str, object]] = {
     401: doc(
         ErrorBody,
-        "WEBHOOK_TOKEN is set and `Authorization: Bearer <token>` is missing or wrong.",
+        "`Authorization: Bearer <operator token>` is missing or wrong (OPERATOR_AUTH=token), or in AWS "
+        "the request did not pass the API Gateway's authorizer. The webhook's token is never accepted.",
         {"detail": "missing or wrong bearer token"},
     ),
     404: doc(
@@ -90,7 +86,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     summary="Replay one dead letter",
     response_model=ReplayAnswer,
     responses=_RESPONSES,
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_operator)],
 )
 async def replay_rejected_event(
     request: Request, rejected_event_id: Annotated[int, Path(ge=1, le=MAX_ID)]

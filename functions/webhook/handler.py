@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functions.http.guards import check_lambda_start
 from functions.http.lambda_adapter import lambda_handler
 from functions.webhook.routes import router
 
+# Fail closed: in Lambda this function does not start with its routes open.
+check_lambda_start(webhook=True)
 handler = lambda_handler([router], service="webhook")

@@ -23,7 +23,7 @@ from common.outcomes import Outcome, Reason, Status
 from common.service import ingest
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_response
-from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited
+from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited, webhook_token
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 
@@ -189,7 +189,7 @@ def _answer(outcome: Outcome) -> Response:
 async def receive_event(request: Request) -> Response:
     """Apply one departure or arrival, exactly once; the answer says what became of it."""
     settings = get_settings()
-    if not bearer_token_ok(request.headers.get("authorization"), settings.webhook_token):
+    if not bearer_token_ok(request.headers.get("authorization"), webhook_token(settings)):
         return error_response(
             401, "missing or wrong bearer token", request=request, headers={"WWW-Authenticate": "Bearer"}
         )

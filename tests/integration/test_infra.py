@@ -60,6 +60,7 @@ ROUTES = {
     ("GET", "/api/v1/warehouse/{warehouse_id}/products"): "ListFunction",
     ("GET", "/api/v1/movements"): "ListFunction",
     ("GET", "/api/v1/rejected-events"): "ListFunction",
+    ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
 }
 
@@ -406,6 +407,7 @@ REQUIRED_PARAMETERS = {
 OPERATOR_SECRET = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/operator-AbCdEf"
 OPERATOR_ROUTES = {
     ("GET", "/api/v1/rejected-events"): "ListFunction",
+    ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
 }
 HTTP_FUNCTIONS = sorted(set(ROUTES.values()))
@@ -624,12 +626,16 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     assert template["Parameters"]["OperatorAuth"]["Default"] == "IAM"
     deployed = Deployed(template)
     assert all(op["security"] == [{"OperatorAuthorizer": []}] for op in deployed.operations().values())
-    # IAM callers get exactly these two routes from the policy the stack hands out.
+    # IAM callers get exactly the operator routes from the policy the stack hands out.
     policy = deployed.resources()["OperatorInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (statement,) = policy
     assert statement["Action"] == "execute-api:Invoke"
     arns = sorted(r["Fn::Sub"].rpartition("${HttpApi}/")[2] for r in statement["Resource"])
-    assert arns == ["*/GET/api/v1/rejected-events", "*/POST/api/v1/rejected-events/*/replay"]
+    assert arns == [
+        "*/GET/api/v1/rejected-events",
+        "*/GET/api/v1/rejected-events/*",
+        "*/POST/api/v1/rejected-events/*/replay",
+    ]
 
 
 # The real SAM transform, offline: no managed policy look-up (it would need AWS).

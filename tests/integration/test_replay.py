@@ -37,7 +37,8 @@ def conn(clean_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Con
     monkeypatch.setenv("DATABASE_URL", clean_db)
     monkeypatch.setenv("REDIS_URL", os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     monkeypatch.delenv("DB_SECRET_ARN", raising=False)
-    monkeypatch.delenv("WEBHOOK_TOKEN", raising=False)
+    for name in ("WEBHOOK_TOKEN", "OPERATOR_TOKEN", "OPERATOR_TOKEN_SECRET_ARN", "OPERATOR_AUTH"):
+        monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     db.close_pool()
     cache.reset()
@@ -276,11 +277,13 @@ def test_route_422_for_an_id_that_cannot_exist(conn: psycopg.Connection, bad_id:
     assert response.json()["errors"][0]["field"] == "rejected_event_id"
 
 
-def test_route_requires_the_webhook_token_when_one_is_set(
+def test_route_requires_the_operator_token_when_one_is_set(
     conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rejected_id, warehouse, product = refused_departure(conn)
-    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    webhook_token = "producers-token-9c1e"
+    monkeypatch.setenv("OPERATOR_TOKEN", TOKEN)
+    monkeypatch.setenv("WEBHOOK_TOKEN", webhook_token)
     get_settings.cache_clear()
     client = replay_client()
 
@@ -290,6 +293,8 @@ def test_route_requires_the_webhook_token_when_one_is_set(
         client.post(replay_url(rejected_id), headers={"Authorization": f"Bearer {TOKEN[:-1]}"}),
         client.post(replay_url(rejected_id), headers={"Authorization": f"Basic {TOKEN}"}),
         client.post(replay_url(rejected_id), headers={"Authorization": "Bearer"}),
+        # The producers' token writes events; it never replays them.
+        client.post(replay_url(rejected_id), headers={"Authorization": f"Bearer {webhook_token}"}),
         # Checked before the path: a caller without the token learns nothing about ids.
         client.post(replay_url("not-an-id")),
     ]
