@@ -754,7 +754,7 @@ def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(temp
         "QueueName",
         json.dumps({"Fn::GetAtt": ["IngestFailureQueue", "QueueName"]}),
     ) in watched
-    assert len(alarms) == 2 * len(FUNCTIONS) + 3
+    assert len(alarms) == 2 * len(FUNCTIONS) + 4
     for name, props in alarms.items():
         for key in ("AlarmActions", "OKActions"):
             assert props[key] == {
@@ -768,6 +768,20 @@ def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(temp
     assert notified["HttpApi5xxAlarm"]["Properties"]["AlarmActions"] == [
         "arn:aws:sns:eu-central-1:111122223333:ops"
     ]
+
+
+def test_a_batch_failing_for_long_alarms_on_the_metric_the_handler_emits(template, resources) -> None:
+    from common import observability
+
+    alarm = resources["IngestFailedBatchAgeAlarm"]["Properties"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["MetricName"] == observability.KAFKA_FAILED_BATCH_RECORD_AGE
+    namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Namespace"] == namespace == observability.DEFAULT_NAMESPACE
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Statistic"] == "Maximum" and alarm["TreatMissingData"] == "notBreaching"
+    default_retention = template["Parameters"]["KafkaRetentionHours"]["Default"] * 3600
+    assert template["Parameters"]["FailedBatchRecordAgeAlarmSeconds"]["Default"] <= default_retention / 4
 
 
 def test_offset_lag_alarm_fires_long_before_the_retention_drops_records(template, resources) -> None:
