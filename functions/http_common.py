@@ -23,7 +23,8 @@ from typing import Any, Literal
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.datastructures import MutableHeaders
@@ -293,19 +294,62 @@ def make_app(
             "or this webhook. Every write is idempotent; every error body is JSON."
         ),
         openapi_url=None if lambda_mode else "/openapi.json",
-        docs_url=None if lambda_mode else "/docs",
-        redoc_url=None if lambda_mode else "/redoc",
+        # FastAPI's own /docs and /redoc load their assets from public CDNs: see docs_router().
+        docs_url=None,
+        redoc_url=None,
         responses=COMMON_RESPONSES,
         lifespan=lifespan,
     )
     for router in routers:
         app.include_router(router)
+    if not lambda_mode:
+        app.include_router(docs_router())
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     # PoolTimeout, connection failures and server shutdowns are all OperationalError subclasses.
     app.add_exception_handler(psycopg.OperationalError, _on_database_unavailable)
     app.add_middleware(RequestContextMiddleware, observe=None if lambda_mode else _observe_prometheus)
     _add_schemas(app, schema_models)
     return app
+
+
+# --- API docs without a CDN (issue 15; a self-contained block, movable as it is) ---------------
+# Swagger UI and ReDoc from the copies vendored in functions/console/static/vendor/ (pinned, see
+# infra/scripts/vendor-assets.sh), which the console's router serves under /static/: an app
+# serving these docs must include functions.console.routes.router (the local app does).
+
+DOCS_ASSETS = "/static/vendor"
+SWAGGER_UI_ASSETS = f"{DOCS_ASSETS}/swagger-ui-dist@5.35.0"
+REDOC_ASSETS = f"{DOCS_ASSETS}/redoc@2.5.4"
+
+
+def docs_router(openapi_url: str = "/openapi.json") -> APIRouter:
+    """GET /docs (Swagger UI) and GET /redoc (ReDoc) for the schema at `openapi_url`, no CDN."""
+    router = APIRouter()
+    favicon = f"{SWAGGER_UI_ASSETS}/favicon-32x32.png"
+
+    @router.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{API_TITLE} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_UI_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+            # The validator badge would send the schema's URL to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @router.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{API_TITLE} - ReDoc",
+            redoc_js_url=f"{REDOC_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
+
+    return router
 
 
 # --- request helpers ------------------------------------------------------------------------------

@@ -10,8 +10,12 @@
 #
 # Destination: functions/console/static/vendor/<package>@<version>/, served by the app under
 # /static/vendor/... (functions/console/routes.py); each package's LICENSE travels with it.
-# The versions are also named in functions/http_common.py (docs) and
-# functions/console/templates/base.html (uPlot): change them together.
+# The versions are also named in functions/http_common.py (docs) and in the console's templates
+# (uPlot): change them together.
+#
+# One patch, applied after extraction and covered by SHA256SUMS: ReDoc's sidebar credit ("API docs
+# by Redocly") loads its logo from cdn.redoc.ly whatever the options; the URL is replaced with an
+# empty inline SVG (the credit's text and link stay). See redoc@*/PATCHED.txt.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,6 +45,24 @@ $(diff <(echo "$listed") <(echo "$actual") || true)"
     echo "vendor-assets: $(wc -l <"$SUMS") files match SHA256SUMS"
 }
 
+REDOC_LOGO_URL="https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_SVG="data:image/svg+xml,%3Csvg%20xmlns='http://www.w3.org/2000/svg'%20width='1'%20height='1'/%3E"
+
+patch_redoc() {
+    local dir file count
+    for dir in "$1"/redoc@*; do
+        file=$dir/redoc.standalone.js
+        count=$(grep -o "$REDOC_LOGO_URL" "$file" | wc -l)
+        [[ $count == 1 ]] || die "$file: expected the CDN logo URL once, found it $count times"
+        sed -i "s#$REDOC_LOGO_URL#$EMPTY_SVG#" "$file"
+        cat >"$dir/PATCHED.txt" <<EOF
+redoc.standalone.js differs from the npm package in one string: the sidebar credit's logo,
+$REDOC_LOGO_URL, is replaced with an empty inline SVG
+so that /redoc requests nothing from the internet. Applied by infra/scripts/vendor-assets.sh.
+EOF
+    done
+}
+
 fetch() {
     local mode=$1 pin spec files package file
     command -v npm >/dev/null || die "npm is needed to fetch the packages (apt-get install npm)"
@@ -60,6 +82,7 @@ fetch() {
             cp "$work/x/$spec/package/$file" "$work/out/$spec/$(basename "$file")"
         done
     done
+    patch_redoc "$work/out"
     if [[ $mode == update ]]; then
         (cd "$work/out" && find . -type f | sed 's#^\./##' | sort | xargs sha256sum) >"$work/SHA256SUMS"
     else
