@@ -20,10 +20,11 @@ from functions.http_common import docs_router
 
 OPENAPI_PATH = "/openapi.json"
 
+ROUTERS = (pages_router, assets_router, api_router)
+
 router = APIRouter()
-router.include_router(pages_router)
-router.include_router(assets_router)
-router.include_router(api_router)
+for _part in ROUTERS:
+    router.include_router(_part)
 
 openapi_router = APIRouter()
 
@@ -40,7 +41,7 @@ def api_schema() -> dict[str, Any]:
     from functions.webhook.routes import schema_models
 
     app = make_app(
-        [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, router],
+        [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, *ROUTERS],
         lambda_mode=True,
         schema_models=schema_models,
     )
@@ -54,4 +55,4 @@ def openapi() -> JSONResponse:
 
 def lambda_routers() -> list[APIRouter]:
     """Everything the ConsoleFunction serves (template.yaml declares exactly these routes)."""
-    return [router, docs_router(OPENAPI_PATH), openapi_router]
+    return [*ROUTERS, docs_router(OPENAPI_PATH), openapi_router]

@@ -42,6 +42,7 @@ FUNCTIONS = {
     "GetStockFunction": "functions.get_stock.handler.handler",
     "ListFunction": "functions.list_resources.handler.handler",
     "ReplayFunction": "functions.replay.handler.handler",
+    "ConsoleFunction": "functions.console.handler.handler",
 }
 ROUTES = {
     ("POST", "/api/v1/kafka/webhook"): "WebhookFunction",
@@ -51,7 +52,33 @@ ROUTES = {
     ("GET", "/api/v1/movements"): "ListFunction",
     ("GET", "/api/v1/rejected-events"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    **{
+        ("GET", path): "ConsoleFunction"
+        for path in (
+            "/ui",
+            "/ui/go",
+            "/ui/warehouses",
+            "/ui/warehouses/{warehouse_id}",
+            "/ui/movements",
+            "/ui/movements/{movement_id}",
+            "/ui/losses",
+            "/ui/dead-letters",
+            "/static/{path+}",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+            "/api/v1/stats/summary",
+            "/api/v1/reports/routes",
+        )
+    },
 }
+
+
+def api_gateway_path(path: str) -> str:
+    """A FastAPI route path as an HTTP API route: `{x:path}` is the greedy `{x+}`, and no route may
+    end in "/" (API Gateway routes /ui/ to the /ui route)."""
+    path = re.sub(r"\{(\w+):path\}", r"{\1+}", path)
+    return path.rstrip("/") if len(path) > 1 else path
 
 
 def venv_tool(name: str) -> Path:
@@ -129,8 +156,16 @@ def test_handler_is_importable_and_serves_the_template_routes(resources, name) -
     if not (ROOT / Path(*package.split(".")) / "routes.py").exists():
         assert name == "IngestFunction" and not declared
         return
-    router = importlib.import_module(f"{package}.routes").router
-    served = {(method, route.path) for route in router.routes for method in route.methods}
+    routes_module = importlib.import_module(f"{package}.routes")
+    # A function serving more than its router (the console: docs and schema) names its routers.
+    lambda_routers = getattr(routes_module, "lambda_routers", None)
+    routers = lambda_routers() if lambda_routers is not None else [routes_module.router]
+    served = {
+        (method, api_gateway_path(route.path))
+        for router in routers
+        for route in router.routes
+        for method in route.methods
+    }
     assert served == declared
 
 
