@@ -20,7 +20,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"
 
 
-
 def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 

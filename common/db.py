@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import psycopg
@@ -17,7 +18,6 @@ from common.config import get_settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
 
 
 class LostRace(Exception):
@@ -34,6 +34,15 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A naive UTC wall-clock value read with `AT TIME ZONE 'UTC'`, tagged as UTC.
+
+    Event times are read that way on purpose: loading a timestamptz in a session time zone ahead
+    of UTC would turn a valid 9999-12-31T23:59:59Z into year 10000.
+    """
+    return value.replace(tzinfo=UTC) if value is not None else None
 
 
 def database_url() -> str:
@@ -91,26 +100,34 @@ def close_pool() -> None:
             _pool = None
 
 
+# How many times a transaction that lost a race is run again (the only retry loop for races).
+TRANSACTION_ATTEMPTS = 5
+
+
 def run_in_transaction(
     work: Callable[[psycopg.Connection], T],
     *,
-    attempts: int = 5,
+    attempts: int = TRANSACTION_ATTEMPTS,
     pool: ConnectionPool | None = None,
+    conn: psycopg.Connection | None = None,
 ) -> T:
-    """Run `work` in one transaction from the pool, retrying lost races a bounded number of times.
+    """Run `work` in one transaction, again from scratch (bounded) when it lost a race.
 
-    Anything else (including PostgreSQL being unreachable) propagates to the caller, which decides
-    whether that is a 503 (HTTP) or a failed batch the event source mapping will retry (Kafka).
+    On `conn` when given (tests, CLIs), else on a connection of the pool. Anything else (including
+    PostgreSQL being unreachable) propagates to the caller, which decides whether that is a 503
+    (HTTP) or a failed batch the event source mapping will retry (Kafka).
     """
-    pool = pool or get_pool()
     for attempt in range(1, attempts + 1):
         try:
-            with pool.connection() as conn, conn.transaction():
-                return work(conn)
+            if conn is not None:
+                with conn.transaction():
+                    return work(conn)
+            with (pool or get_pool()).connection() as pooled, pooled.transaction():
+                return work(pooled)
         except RETRYABLE_ERRORS as exc:
             if attempt == attempts:
                 raise
-            delay = min(0.05 * 2**attempt, 1.0)
-            logger.warning("transaction retry %d/%d after %s", attempt, attempts, type(exc).__name__)
+            delay = min(0.01 * 2**attempt, 0.5)
+            logger.info("transaction retry %d/%d after %s: %s", attempt, attempts, type(exc).__name__, exc)
             time.sleep(delay)
     raise AssertionError("unreachable")

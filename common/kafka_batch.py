@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import heapq
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,10 +21,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
-from common import service
-from common.config import get_settings
+from common import observability, service
 from common.events import IncomingEvent, Origin, parse_event
-from common.ledger import Outcome
+from common.outcomes import Outcome, Status
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,8 @@ class BatchResult:
         """Records per outcome: `applied`, `duplicate`, `rejected_<reason>`."""
         counts: Counter[str] = Counter()
         for outcome in self.outcomes:
-            key = outcome.status if outcome.status != "rejected" else f"rejected_{outcome.reason}"
+            status, reason = outcome.counted_as
+            key = status if status is not Status.REJECTED else f"rejected_{reason}"
             counts[key] += 1
         return dict(counts)
 
@@ -54,7 +53,7 @@ class BatchResult:
         return [
             (item, outcome)
             for item, outcome in zip(self.items, self.outcomes, strict=True)
-            if outcome.status == "rejected"
+            if outcome.status is Status.REJECTED and not outcome.redelivered
         ]
 
     def summary(self) -> dict[str, Any]:
@@ -146,17 +145,13 @@ def ingest_records(records: Iterable[Mapping[str, Any]], cluster: str | None = N
     """Decode and validate every record, then apply them all in one transaction.
 
     Database faults (unreachable, lost races beyond the bounded retries) propagate: the caller
-    must fail the batch so it is redelivered. Everything after the commit (metrics, dead-letter
-    topic) is best effort and never raises.
+    must fail the batch so it is redelivered. Metrics after the commit never raise.
     """
     started = time.perf_counter()
     items = [record_to_incoming(record, cluster) for record in records]
     outcomes = service.ingest(items)
     result = BatchResult(items, outcomes, time.perf_counter() - started)
-    _record_metrics(outcomes)
-    dlq_topic = get_settings().dlq_topic
-    if dlq_topic and result.parked:
-        publish_dead_letters(result.parked, dlq_topic)
+    observability.record_outcomes(outcomes, ORIGIN_LABEL)
     return result
 
 
@@ -165,87 +160,11 @@ def ingest_kafka_event(event: KafkaEvent) -> BatchResult:
     return ingest_records(ordered_records(event["records"]), cluster_of(event))
 
 
-def _record_metrics(outcomes: Sequence[Outcome]) -> None:
-    """Prometheus counters when `common.metrics` is there; never fails an applied batch."""
-    try:
-        from common.metrics import record_outcomes  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return
-    try:
-        record_outcomes(outcomes, ORIGIN_LABEL)
-    except Exception:  # metrics must not turn a committed batch into a redelivery
-        logger.exception("recording outcome metrics failed")
-
-
-# --- dead-letter topic --------------------------------------------------------------------------
-
-_producer: Any = None
-_producer_lock = threading.Lock()
-
-
-def _dlq_producer() -> Any:
-    """The process-wide producer for DLQ_TOPIC, created on first parked record."""
-    global _producer
-    if _producer is None:
-        with _producer_lock:
-            if _producer is None:
-                from kafka import KafkaProducer
-
-                _producer = KafkaProducer(
-                    bootstrap_servers=get_settings().kafka_bootstrap_servers.split(","),
-                    acks="all",
-                    linger_ms=5,
-                    max_block_ms=5000,
-                    request_timeout_ms=10000,
-                    client_id="warehouse-dlq",
-                )
-    return _producer
-
-
-def close_dlq_producer() -> None:
-    global _producer
-    with _producer_lock:
-        if _producer is not None:
-            try:
-                _producer.close(timeout=5)
-            except Exception:  # closing is best effort
-                logger.warning("closing the dead-letter producer failed", exc_info=True)
-            _producer = None
-
-
-def publish_dead_letters(parked: Sequence[tuple[IncomingEvent, Outcome]], topic: str) -> int:
-    """Copy parked records to `topic` (value = original bytes, reason/detail/origin headers).
-
-    Best effort: the record is already safe in `rejected_events`, so a failure is logged, not
-    raised. Keyed by the record's origin so a redelivered batch's copies can be deduplicated
-    (and compacted). Returns how many were sent.
-    """
-    try:
-        producer = _dlq_producer()
-        for item, outcome in parked:
-            producer.send(
-                topic,
-                key=item.origin.describe().encode(),
-                value=item.raw,
-                headers=[
-                    ("reason", (outcome.reason or "").encode()),
-                    ("detail", (outcome.detail or "")[:4000].encode("utf-8", "replace")),
-                    ("origin", item.origin.describe().encode()),
-                ],
-            )
-        producer.flush(timeout=10)
-    except Exception:
-        logger.exception("producing %d parked record(s) to dead-letter topic %s failed", len(parked), topic)
-        return 0
-    return len(parked)
-
-
 __all__ = [
     "BatchResult",
-    "close_dlq_producer",
+    "cluster_of",
     "ingest_kafka_event",
     "ingest_records",
     "ordered_records",
-    "publish_dead_letters",
     "record_to_incoming",
 ]

@@ -19,20 +19,16 @@ from uuid import UUID
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.listing import (
-    DEFAULT_LIMIT,
-    BadCursor,
-    MovementPage,
-    StockPage,
-    decode_cursor,
-    encode_cursor,
-    raw_text,
-)
-from common.views import MOVEMENT_COLUMNS, MovementView, StockView, movement_from_row
+from common import outcome_counts
+from common.cursor import DEFAULT_LIMIT, BadCursor, decode_cursor, encode_cursor
+from common.dead_letters import raw_text
+from common.models import MovementPage, MovementView, StockPage, StockView
+from common.outcomes import Reason, Status
+from common.reads import MOVEMENT_COLUMNS, movement_from_row
 
 Outcome = Literal["applied", "duplicate", "rejected"]
-OUTCOMES: tuple[Outcome, ...] = ("applied", "duplicate", "rejected")
-REASONS = ("invalid", "conflict", "insufficient_stock")
+OUTCOMES: tuple[Outcome, ...] = tuple(s.value for s in Status)  # type: ignore[assignment]
+REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
 SERIES_MINUTES = 60
 # A poller's report older than this is not news: the poller stopped, or runs elsewhere.
 LAG_FRESH_SECONDS = 120
@@ -192,18 +188,10 @@ def events_per_minute(
     now = now or _now(conn)
     last = now.astimezone(UTC).replace(second=0, microsecond=0)
     first = last - timedelta(minutes=minutes - 1)
-    rows = conn.execute(
-        """
-        SELECT date_trunc('minute', minute) AS m, outcome, sum(events)::bigint
-        FROM event_outcome_counts
-        WHERE minute >= %(first)s AND minute < %(end)s
-        GROUP BY 1, 2
-        """,
-        {"first": first, "end": last + timedelta(minutes=1)},
-    ).fetchall()
     counts: dict[datetime, dict[str, int]] = {}
-    for minute, outcome, events in rows:
-        counts.setdefault(minute.astimezone(UTC), {})[outcome] = events
+    for minute, _origin, outcome, _reason, events in outcome_counts.per_minute(conn, first):
+        per_outcome = counts.setdefault(minute.astimezone(UTC), {})
+        per_outcome[outcome] = per_outcome.get(outcome, 0) + events
     series = []
     for i in range(minutes):
         minute = first + timedelta(minutes=i)
@@ -442,7 +430,7 @@ def in_transit(
     after_at: datetime | None = None
     after_id: UUID | None = None
     if cursor is not None:
-        key = decode_cursor("in_transit", cursor)  # type: ignore[arg-type]
+        key = decode_cursor("transit", cursor)
         stamp, _, mid = key.partition("|")
         try:
             after_at, after_id = datetime.fromisoformat(stamp), UUID(mid)
@@ -463,7 +451,7 @@ def in_transit(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor("in_transit", f"{last[-1].isoformat()}|{last[0]}")  # type: ignore[arg-type]
+        next_cursor = encode_cursor("transit", f"{last[-1].isoformat()}|{last[0]}")
     return MovementPage(items=[movement_from_row(row[:-1]) for row in page], next_cursor=next_cursor)
 
 
@@ -765,24 +753,14 @@ class LoggedEvent(BaseModel):
     kafka: str | None
 
 
-class MovementDeadLetter(BaseModel):
-    id: int
-    reason: str
-    event: str | None
-    detail: str
-    received_at: datetime
-    replay_status: str | None
-    raw_payload: str
-
-
 class MovementDetail(BaseModel):
     movement: MovementView
     events: list[LoggedEvent]
-    dead_letters: list[MovementDeadLetter]
+    dead_letters: int = Field(description="Refused events of this movement (the list is an operator route).")
 
 
 def movement_detail(conn: psycopg.Connection, movement_id: UUID) -> MovementDetail | None:
-    """Both halves, the events they came from, and any refused event of the same movement."""
+    """Both halves, the events they came from, and how many events of it were refused."""
     row = conn.execute(
         f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE movement_id = %s AND status IS NOT NULL",  # noqa: S608
         (movement_id,),
@@ -809,22 +787,9 @@ def movement_detail(conn: psycopg.Connection, movement_id: UUID) -> MovementDeta
             (movement_id,),
         )
     ]
-    dead = [
-        MovementDeadLetter(
-            id=rid,
-            reason=reason,
-            event=event,
-            detail=detail,
-            received_at=received,
-            replay_status=status,
-            raw_payload=raw_text(bytes(raw))[0],
-        )
-        for rid, reason, event, detail, received, status, raw in conn.execute(
-            """
-            SELECT id, reason, event, detail, received_at, replay_status, raw_payload
-            FROM rejected_events WHERE movement_id = %s ORDER BY id LIMIT 50
-            """,
-            (movement_id,),
-        )
-    ]
-    return MovementDetail(movement=movement_from_row(row), events=events, dead_letters=dead)
+    refused = conn.execute(
+        "SELECT count(*) FROM rejected_events WHERE movement_id = %s", (movement_id,)
+    ).fetchone()
+    return MovementDetail(
+        movement=movement_from_row(row), events=events, dead_letters=refused[0] if refused else 0
+    )

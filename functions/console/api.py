@@ -15,7 +15,8 @@ from fastapi import APIRouter, Query, Response
 
 from common import reports
 from common.db import get_pool
-from functions.http_common import InvalidRequest, doc, invalid_example, invalid_parameter
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import InvalidRequest, invalid_parameter
 
 SUMMARY_PATH = "/api/v1/stats/summary"
 ROUTES_PATH = "/api/v1/reports/routes"

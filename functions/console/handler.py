@@ -4,6 +4,6 @@ their static files, /docs, /redoc, /openapi.json and the JSON reports."""
 from __future__ import annotations
 
 from functions.console.routes import lambda_routers
-from functions.http_common import lambda_handler
+from functions.http.lambda_adapter import lambda_handler
 
-handler, metrics = lambda_handler(lambda_routers(), service="console")
+handler = lambda_handler(lambda_routers(), service="console")

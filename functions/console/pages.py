@@ -12,18 +12,21 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from common import reports
+from common.config import get_settings
+from common.cursor import BadCursor
 from common.db import get_pool
-from common.listing import BadCursor, list_movements
+from common.reads import list_movements
 from functions.console.assets import static_url
+from functions.http.guards import bearer_token_ok
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE_SIZE = 50
@@ -110,15 +113,17 @@ def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     )
 
 
-def page(name: str, build: Callable[[psycopg.Connection], dict[str, Any]]) -> HTMLResponse:
+def page(
+    name: str, build: Callable[[psycopg.Connection], dict[str, Any]], *, error: str = "error.html"
+) -> HTMLResponse:
     """Run `build` on a pooled connection and render `name`; a bad parameter is a 422 page."""
     try:
         with get_pool().connection() as conn:
             context = build(conn)
     except BadParameter as exc:
-        return render("error.html", 422, title="Invalid request", field=exc.field, message=exc.message)
+        return render(error, 422, title="Invalid request", field=exc.field, message=exc.message)
     except BadCursor as exc:
-        return render("error.html", 422, title="Invalid request", field="cursor", message=str(exc))
+        return render(error, 422, title="Invalid request", field="cursor", message=str(exc))
     if "not_found" in context:
         return render("error.html", 404, title="Not found", field=None, message=context["not_found"])
     return render(name, **context)
@@ -314,37 +319,88 @@ def losses(request: Request) -> HTMLResponse:
     return page("losses.html", build)
 
 
+# --- dead letters: an operator route -------------------------------------------------------------
+# GET /api/v1/rejected-events is an operator route (template.yaml: a gateway authorizer with
+# OperatorAuth=IAM|JWT, the operator token with Token), so the dead letters' rows, raw payloads
+# included, are too: the page is a shell, and its script fetches the rows from
+# /ui/dead-letters/rows with the bearer token the operator typed.
+
+DEAD_LETTER_ROWS_PATH = "/ui/dead-letters/rows"
+
+
+def operator_allowed(authorization: str | None) -> bool:
+    """Whether the caller may read dead letters: the operator routes' rule, from the settings.
+
+    gateway: API Gateway's authorizer already decided. Otherwise OPERATOR_TOKEN when set; closed
+    when the token lives in a secret (OPERATOR_TOKEN_SECRET_ARN) this process has not read; else
+    WEBHOOK_TOKEN, the token the replay route checks today (open when none is configured, as there).
+    """
+    settings = get_settings()
+    if settings.operator_auth == "gateway":
+        return True
+    if settings.operator_token:
+        return bearer_token_ok(authorization, settings.operator_token)
+    if settings.operator_token_secret_arn:
+        return False
+    return bearer_token_ok(authorization, settings.webhook_token)
+
+
+def token_required() -> bool:
+    """Whether the page must ask for a token before it can list anything."""
+    settings = get_settings()
+    return settings.operator_auth == "gateway" or bool(
+        settings.operator_token or settings.operator_token_secret_arn or settings.webhook_token
+    )
+
+
+def require_operator(authorization: Annotated[str | None, Header()] = None) -> None:
+    if not operator_allowed(authorization):
+        raise HTTPException(401, "missing or wrong operator token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _dead_letter_filters(params: Any) -> dict[str, Any]:
+    reason = params.get("reason") or None
+    if reason is not None and reason not in reports.REASONS:
+        raise BadParameter("reason", "one of " + ", ".join(reports.REASONS))
+    movement_text = params.get("movement_id") or None
+    return {
+        "reason": reason,
+        "unresolved": params.get("unresolved") in ("1", "on", "true"),
+        "movement_id": _uuid("movement_id", movement_text) if movement_text else None,
+        "limit": _limit(params.get("limit")),
+        "cursor": _cursor(params.get("cursor")),
+    }
+
+
 @router.get("/ui/dead-letters", response_class=HTMLResponse)
 def dead_letters(request: Request) -> HTMLResponse:
-    """Refused events newest first, by reason; raw payload; a replay button (operator token)."""
-    params = request.query_params
+    """Refused events by reason: counts here; the rows (raw payloads) with the operator token."""
 
     def build(conn: psycopg.Connection) -> dict[str, Any]:
-        reason = params.get("reason") or None
-        if reason is not None and reason not in reports.REASONS:
-            raise BadParameter("reason", "one of " + ", ".join(reports.REASONS))
-        unresolved = params.get("unresolved") in ("1", "on", "true")
-        movement_text = params.get("movement_id") or None
-        movement_id = _uuid("movement_id", movement_text) if movement_text else None
-        limit = _limit(params.get("limit"))
-        cursor = _cursor(params.get("cursor"))
-        result = reports.dead_letters(
-            conn, reason=reason, unresolved=unresolved, movement_id=movement_id, limit=limit, cursor=cursor
-        )
+        filters = _dead_letter_filters(request.query_params)
         return {
             "title": "Dead letters",
             "nav": "dead_letters",
-            "page": result,
-            "reason": reason or "",
+            **filters,
             "reasons": reports.REASONS,
-            "unresolved": unresolved,
-            "movement_id": movement_id,
             "counts": reports.dead_letter_counts(conn),
-            "limit": limit,
-            "first_page": cursor is None,
+            "rows_url": DEAD_LETTER_ROWS_PATH + ("?" + request.url.query if request.url.query else ""),
+            "token_required": token_required(),
         }
 
     return page("dead_letters.html", build)
+
+
+@router.get(DEAD_LETTER_ROWS_PATH, response_class=HTMLResponse, dependencies=[Depends(require_operator)])
+def dead_letter_rows(request: Request) -> HTMLResponse:
+    """The dead letters' rows for the page's script: newest first, with the raw payloads."""
+
+    def build(conn: psycopg.Connection) -> dict[str, Any]:
+        filters = _dead_letter_filters(request.query_params)
+        result = reports.dead_letters(conn, **filters)
+        return {**filters, "page": result, "first_page": filters["cursor"] is None}
+
+    return page("dead_letter_rows.html", build, error="error_fragment.html")
 
 
 @router.get("/ui/go", response_model=None)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from functions.console.api import router as api_router
 from functions.console.assets import router as assets_router
 from functions.console.pages import router as pages_router
-from functions.http_common import docs_router
+from functions.http.offline_docs import docs_router
 
 OPENAPI_PATH = "/openapi.json"
 
@@ -34,7 +34,7 @@ def api_schema() -> dict[str, Any]:
     """The OpenAPI schema of every route the HTTP API serves, built once per container."""
     from functions.get_movement.routes import router as get_movement_router
     from functions.get_stock.routes import router as get_stock_router
-    from functions.http_common import make_app
+    from functions.http.app import make_app
     from functions.list_resources.routes import router as list_router
     from functions.replay.routes import router as replay_router
     from functions.webhook.routes import router as webhook_router
@@ -55,4 +55,6 @@ def openapi() -> JSONResponse:
 
 def lambda_routers() -> list[APIRouter]:
     """Everything the ConsoleFunction serves (template.yaml declares exactly these routes)."""
-    return [*ROUTERS, docs_router(OPENAPI_PATH), openapi_router]
+    from functions.http.app import API_TITLE
+
+    return [*ROUTERS, docs_router(API_TITLE, OPENAPI_PATH), openapi_router]

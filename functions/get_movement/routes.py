@@ -6,8 +6,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response
 
-from common.views import MovementView, read_movement_json
-from functions.http_common import ErrorBody, InvalidRequest, doc, invalid_example
+from common.models import MovementView
+from common.reads import read_movement_json
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import ErrorBody, InvalidRequest
 
 MOVEMENT_PATH = "/api/v1/movements/{movement_id}"
 

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from functions.get_stock.routes import router
-from functions.http_common import lambda_handler
+from functions.http.lambda_adapter import lambda_handler
 
-handler, metrics = lambda_handler([router], service="get_stock")
+handler = lambda_handler([router], service="get_stock")

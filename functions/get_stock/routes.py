@@ -6,8 +6,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from common.views import StockView, read_stock_json
-from functions.http_common import InvalidRequest, doc, invalid_example
+from common.models import StockView
+from common.reads import read_stock_json
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import InvalidRequest
 
 STOCK_PATH = "/api/v1/warehouse/{warehouse_id}/products/{product_id}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.http_common import lambda_handler
+from functions.http.lambda_adapter import lambda_handler
 from functions.list_resources.routes import router
 
-handler, metrics = lambda_handler([router], service="list_resources")
+handler = lambda_handler([router], service="list_resources")

@@ -9,28 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from common import dead_letters
+from common.cursor import DEFAULT_LIMIT, MAX_LIMIT, BadCursor
 from common.db import get_pool
-from common.listing import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    BadCursor,
-    MovementPage,
-    RejectedEventPage,
-    StockPage,
-    list_movements,
-    list_rejected_events,
-    list_stock,
-)
+from common.models import MovementPage, MovementStatus, RejectedEventPage, StockPage
+from common.outcomes import Reason
+from common.reads import list_movements, list_stock
 from common.reports import stock_as_of
-from common.views import MovementStatus
-from functions.http_common import InvalidRequest, doc, invalid_example, invalid_parameter
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import InvalidRequest, invalid_parameter
 
 STOCK_LIST_PATH = "/api/v1/warehouse/{warehouse_id}/products"
 MOVEMENTS_PATH = "/api/v1/movements"
@@ -131,12 +125,9 @@ def list_all_movements(
     responses=_INVALID,
 )
 def list_dead_letters(
-    reason: Annotated[
-        Literal["invalid", "conflict", "insufficient_stock"] | None,
-        Query(description="Only dead letters refused for this reason."),
-    ] = None,
+    reason: Annotated[Reason | None, Query(description="Only dead letters refused for this reason.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """Every refused event, oldest first, with its raw payload (text, or base64 when not UTF-8)."""
-    return _page(lambda conn: list_rejected_events(conn, reason=reason, limit=limit, cursor=cursor))
+    return _page(lambda conn: dead_letters.list_page(conn, reason=reason, limit=limit, cursor=cursor))

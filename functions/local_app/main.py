@@ -18,13 +18,15 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 
-from common import cache
+from common import cache, observability
 from common.config import Settings, get_settings
 from common.db import close_pool, get_pool
 from functions.console.routes import router as console_router
 from functions.get_movement.routes import router as get_movement_router
 from functions.get_stock.routes import router as get_stock_router
-from functions.http_common import RETRY_AFTER_SECONDS, doc, make_app
+from functions.http.app import make_app
+from functions.http.docs import doc
+from functions.http.errors import RETRY_AFTER_SECONDS
 from functions.list_resources.routes import router as list_router
 from functions.replay.routes import router as replay_router
 from functions.webhook.routes import router as webhook_router
@@ -159,11 +161,8 @@ async def metrics() -> Response:
 def _start_poller(settings: Settings) -> Any:
     if settings.app_mode != "kafka":
         return None
-    try:
-        from functions.local_app.poller import Poller  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        logger.warning("APP_MODE=kafka but functions/local_app/poller.py is not available: webhook only")
-        return None
+    from functions.local_app.poller import Poller
+
     poller = Poller(settings)
     poller.start()
     logger.info("kafka poller started on %s", settings.kafka_topic)
@@ -184,6 +183,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(close_pool)
 
 
+observability.enable_prometheus()
 app = make_app(
     # console_router: the /ui/ console, its /static/ files (also those of /docs and /redoc), reports.
     [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, console_router, ops],

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common import observability
 from common.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -97,17 +98,6 @@ def _default_handler() -> Handler:
     from functions.ingest_kafka.handler import handler
 
     return handler
-
-
-def _set_lag_gauge(lag: int) -> None:
-    try:
-        from common.metrics import warehouse_poller_lag  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return
-    try:
-        warehouse_poller_lag.set(lag)
-    except Exception:
-        logger.debug("setting the lag gauge failed", exc_info=True)
 
 
 class Poller:
@@ -334,7 +324,7 @@ class Poller:
         self.lag = sum(by_partition.values())
         if self.state in ("connecting", "disconnected"):  # the broker answered; "retrying" is the DB
             self._set_running()
-        _set_lag_gauge(self.lag)
+        observability.set_poller_lag(self.lag)
         if now - self._lag_logged >= self._lag_log_interval:
             self._lag_logged = now
             logger.info(
@@ -399,9 +389,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, _on_signal)
     poller.run()
     from common.db import close_pool
-    from common.kafka_batch import close_dlq_producer
+    from common.outbox import close_producer
 
-    close_dlq_producer()
+    close_producer()
     close_pool()
     return 0
 

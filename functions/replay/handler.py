@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.http_common import lambda_handler
+from functions.http.lambda_adapter import lambda_handler
 from functions.replay.routes import router
 
-handler, metrics = lambda_handler([router], service="replay")
+handler = lambda_handler([router], service="replay")

@@ -1,6 +1,6 @@
 """POST /api/v1/rejected-events/{rejected_event_id}/replay: re-apply one parked event.
 
-The HTTP face of `python -m common.replay --id N`: a departure refused for insufficient stock can
+The HTTP face of `warehouse-stock replay --id N`: a departure refused for insufficient stock can
 be re-applied once its goods have arrived. The replay goes through the same ledger rules, so it
 is safe to repeat (a second replay of an applied event answers `duplicate` and changes nothing),
 and its outcome is recorded on the parked row, which stays as evidence.
@@ -13,22 +13,18 @@ so a caller without it learns nothing, not even whether an id is well formed.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
 from common.config import get_settings
+from common.outcomes import Reason, Status
 from common.service import replay
-from functions.http_common import (
-    ErrorBody,
-    InvalidRequest,
-    bearer_token_ok,
-    doc,
-    error_response,
-    invalid_example,
-)
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import ErrorBody, InvalidRequest, error_response
+from functions.http.guards import bearer_token_ok
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +53,8 @@ class ReplayAnswer(BaseModel):
     )
 
     rejected_event_id: int
-    status: Literal["applied", "duplicate", "rejected"]
-    reason: Literal["invalid", "conflict", "insufficient_stock"] | None
+    status: Status
+    reason: Reason | None
     detail: str | None
 
 
@@ -112,8 +108,8 @@ async def replay_rejected_event(
     )
     answer = ReplayAnswer(
         rejected_event_id=result.rejected_event_id,
-        status=result.status,  # type: ignore[arg-type]
-        reason=result.reason,  # type: ignore[arg-type]
+        status=result.status,
+        reason=result.reason,
         detail=result.detail,
     )
     return Response(answer.model_dump_json(), 200, media_type="application/json")

@@ -18,20 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from common.config import get_settings
 from common.events import Envelope, Origin, parse_event
-from common.ledger import Outcome
-from common.metrics import record_outcomes
+from common.observability import record_outcomes
+from common.outcomes import Outcome, Reason, Status
 from common.service import ingest
-from functions.http_common import (
-    ErrorBody,
-    InvalidRequest,
-    PayloadTooLarge,
-    bearer_token_ok,
-    doc,
-    error_response,
-    invalid_example,
-    invalid_response,
-    read_body_limited,
-)
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_response
+from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 
@@ -72,7 +64,7 @@ class WebhookAccepted(BaseModel):
         }
     )
 
-    status: Literal["applied", "duplicate"]
+    status: Literal[Status.APPLIED, Status.DUPLICATE]
     movement_id: UUID
     event: Literal["arrival", "departure"]
     warehouse_id: UUID
@@ -98,8 +90,8 @@ class WebhookRejected(BaseModel):
         }
     )
 
-    status: Literal["rejected"]
-    reason: Literal["conflict", "insufficient_stock"]
+    status: Literal[Status.REJECTED]
+    reason: Literal[Reason.CONFLICT, Reason.INSUFFICIENT_STOCK]
     detail: str
     rejected_event_id: int | None
 
@@ -163,12 +155,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 def _answer(outcome: Outcome) -> Response:
     """200 when the event is in the ledger; 409 when it was refused (and parked as a dead letter)."""
     event = outcome.event
-    if outcome.status == "rejected":
-        if outcome.reason == "invalid" or event is None:  # not reached: only valid events are ingested
+    if outcome.status is Status.REJECTED:
+        # Invalid: only when the database refused a value validation let through.
+        if outcome.reason is Reason.INVALID or outcome.reason is None or event is None:
             return invalid_response(outcome.errors)
         body = WebhookRejected(
-            status="rejected",
-            reason=outcome.reason,  # type: ignore[arg-type]
+            status=Status.REJECTED,
+            reason=outcome.reason,
             detail=outcome.detail or "",
             rejected_event_id=outcome.rejected_event_id,
         )
@@ -211,8 +204,8 @@ def _apply(raw: bytes) -> Response:
     """Parse and ingest off the event loop: a large body's parse and the transaction both block."""
     item = parse_event(raw, Origin.webhook())
     if not item.is_valid:
-        record_outcomes([Outcome("rejected", reason="invalid")], item.origin)
+        record_outcomes([Outcome(Status.REJECTED, reason=Reason.INVALID)], item.origin.kind)
         return invalid_response(item.errors)
     [outcome] = ingest([item])
-    record_outcomes([outcome], item.origin)
+    record_outcomes([outcome], item.origin.kind)
     return _answer(outcome)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from common.events import IncomingEvent
-from common.ledger import Outcome
+from common.outcomes import Outcome
 from tests.bench.bench_asgi import app
 
 Ingest = Callable[[Sequence[IncomingEvent]], list[Outcome]]

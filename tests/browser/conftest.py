@@ -150,8 +150,9 @@ def console_data(api: httpx.Client, browser_database: str) -> Week:
         (outcome,) = apply_events(conn, [parse_event(raw, Origin.kafka("warehouse-movements", 2, 1207))])
         conn.commit()
         week.dead_letters.append(outcome.rejected_event_id or 0)
-        # Until the ledger writes counts: a plausible last hour for the chart (the ledger of main
-        # writes event_outcome_counts in every transaction; then these rows only add to it).
+        # The ledger counts every event it decides (event_outcome_counts), but the week above is
+        # posted within seconds: its counts fill the current minute only. An hour of history for
+        # the chart to show, as a busy hour would leave it.
         minute0 = now.replace(second=0) - timedelta(minutes=59)
         rows = []
         for i in range(60):

@@ -133,6 +133,49 @@ REQUIRED_FIELDS = (
     "data.timestamp",
 )
 
+# Every field that holds text in the envelope.
+TEXT_FIELDS = (
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "destination",
+    "data.movement_id",
+    "data.warehouse_id",
+    "data.product_id",
+    "data.event",
+    "data.timestamp",
+)
+# ... and those validation checks (the others are free text the service ignores).
+CHECKED_TEXT_FIELDS = (
+    "id",
+    "specversion",
+    "type",
+    "data.movement_id",
+    "data.warehouse_id",
+    "data.product_id",
+    "data.event",
+    "data.timestamp",
+)
+
+
+def _sample(name: str, inserted: bytes) -> bytes:
+    """A plausible value of `name` (as JSON string content) with `inserted` in the middle."""
+    value = json.dumps(_value_of(name))[1:-1].encode()
+    middle = len(value) // 2
+    return value[:middle] + inserted + value[middle:]
+
+
+def _value_of(name: str) -> Any:
+    doc: Any = envelope()
+    for part in name.split("."):
+        doc = doc[part]
+    return doc
+
+
 WRONG_TYPES: dict[str, Any] = {
     "id": 12345,
     "source": ["WH-3322"],
@@ -257,6 +300,17 @@ def _build_rejected() -> list[Case]:
         cases.append(Case(f"wrong_type_{name.replace('.', '_')}", _with(name, value)))
     for name in ("id", "data", "data.quantity", "data.movement_id"):
         cases.append(Case(f"missing_{name.replace('.', '_')}", _without(name)))
+    # Every text field x the values PostgreSQL cannot store or that must not be echoed: a NUL inside
+    # (refused where the field is checked; harmless in free text, see accepted_cases), a lone
+    # surrogate escape (not Unicode: refused anywhere), and over-long text.
+    for name in TEXT_FIELDS:
+        slug = name.replace(".", "_")
+        cases.append(Case(f"lone_surrogate_in_{slug}", _raw_value(name, b'"ab\\ud800cd"')))
+        cases.append(Case(f"lone_low_surrogate_in_{slug}", _raw_value(name, b'"\\udfff"')))
+        if name in CHECKED_TEXT_FIELDS:
+            nul_inside = b'"' + _sample(name, b"\\u0000") + b'"'
+            cases.append(Case(f"nul_inside_{slug}", _raw_value(name, nul_inside)))
+            cases.append(Case(f"over_long_{slug}", _with(name, "z" * (600 * KIB))))
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "corpus case names must be unique"
     assert set(KNOWN_BUGS) <= set(names), "KNOWN_BUGS names a case that does not exist"
@@ -318,6 +372,13 @@ def accepted_cases() -> list[AcceptedCase]:
         doc = envelope(movement_id=m, warehouse_id=w, product_id=p, quantity=7, timestamp=naive)
         return dump(doc), None
 
+    def nul_in_free_text(m: uuid.UUID, w: uuid.UUID, p: uuid.UUID) -> tuple[bytes, bytes | None]:
+        doc = envelope(movement_id=m, warehouse_id=w, product_id=p, quantity=7)
+        doc["source"] = "WH\x00-3322"  # not stored: ignored like any free text
+        doc["subject"] = "s" * (600 * KIB)
+        return dump(doc), None
+
+    add("nul_and_600kib_in_ignored_free_text", nul_in_free_text)
     add("extra_900kib_field_ignored", padded)
     add("braced_upper_and_hex_uuids", braced)
     add("uppercase_event_kind", shouting)

@@ -9,6 +9,8 @@ import httpx
 import psycopg
 import pytest
 
+from common.events import Origin, parse_event
+from common.ledger import apply_events
 from tests.e2e.support import WEBHOOK, body, envelope, new_id, rejected_cursor_before
 
 
@@ -119,11 +121,8 @@ def test_rejected_events_pages_and_payloads(api: httpx.Client, database_url: str
     # A dead letter whose bytes are not UTF-8, as the Kafka path can park: served as base64.
     raw = b"\xff\xfe not utf-8 \x00"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        (binary_id,) = conn.execute(
-            "INSERT INTO rejected_events (reason, detail, raw_payload, origin, kafka_topic, kafka_partition,"
-            " kafka_offset) VALUES ('invalid', 'not JSON', %s, 'kafka', %s, 0, 7) RETURNING id",
-            (raw, f"e2e-{new_id()}"),
-        ).fetchone()
+        [parked] = apply_events(conn, [parse_event(raw, Origin.kafka(f"e2e-{new_id()}", 0, 7))])
+        binary_id = parked.rejected_event_id
 
     first = api.get("/api/v1/rejected-events", params={"reason": "insufficient_stock", "limit": 2}).json()
     assert len(first["items"]) == 2 and first["next_cursor"]

@@ -208,8 +208,8 @@ def test_summary_counts_what_the_events_did(api: httpx.Client) -> None:
 
 
 def test_summary_events_per_minute_counts_real_webhook_posts(api: httpx.Client) -> None:
-    """The chart's data: the ledger writes event_outcome_counts in each transaction (lead's change
-    on main). Written through real posts on purpose: it fails until the ledger writes the counts."""
+    """The chart's data, through real posts: the ledger counts every event it decides in
+    event_outcome_counts, duplicates and refusals included."""
     before = summary(api)["events_last_hour"]
     w, p = new_id(), new_id()
     arrival = envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=10)

@@ -19,8 +19,8 @@ import pytest
 from common import cache, db
 from common.config import get_settings
 from common.events import Origin, parse_event
+from common.reads import read_stock_json
 from common.service import ingest
-from common.views import read_stock_json
 from tests.e2e.support import body, envelope, free_port, new_id, start_redis
 
 pytestmark = pytest.mark.integration

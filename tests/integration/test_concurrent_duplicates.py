@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from uuid import uuid4
 
 import psycopg
 import pytest
 
+from common.db import run_in_transaction
 from common.events import Origin, parse_event
-from common.ledger import Outcome, apply_events
-from common.views import get_stock
+from common.ledger import apply_events
+from common.outcomes import Outcome
+from common.reads import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration
@@ -29,7 +32,8 @@ def _race(database_url: str, raw: bytes) -> tuple[list[Outcome], list[BaseExcept
         try:
             with psycopg.connect(database_url, autocommit=True) as conn:
                 start.wait()
-                answers.extend(apply_events(conn, [parse_event(raw, Origin.webhook())]))
+                item = parse_event(raw, Origin.webhook())
+                answers.extend(run_in_transaction(lambda c: apply_events(c, [item]), conn=conn))
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
 
@@ -46,7 +50,10 @@ def test_racing_copies_of_an_arrival_on_a_new_pair_answer_the_stock_it_made(data
         warehouse, product = uuid4(), uuid4()
         raw = body(
             envelope(
-                "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product),
+                "arrival",
+                movement_id=new_id(),
+                warehouse_id=str(warehouse),
+                product_id=str(product),
                 quantity=3,
             )
         )
@@ -58,3 +65,57 @@ def test_racing_copies_of_an_arrival_on_a_new_pair_answer_the_stock_it_made(data
         assert [a.stock for a in answers] == [3] * COPIES
         with psycopg.connect(database_url) as conn:
             assert get_stock(conn, warehouse, product).quantity == 3
+
+
+def test_a_copy_of_a_new_departure_waiting_on_the_first_answers_duplicate(database_url: str) -> None:
+    """The second copy cannot see the first copy's uncommitted movement row and waits on the stock
+    row; once the first commits, it reads the stock the first took. It must still answer
+    `duplicate` with that stock, not refuse the departure for insufficient stock (409)."""
+    warehouse, product = uuid4(), uuid4()
+    seed = envelope(
+        "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product), quantity=4
+    )
+    raw = body(
+        envelope(
+            "departure",
+            movement_id=new_id(),
+            warehouse_id=str(warehouse),
+            product_id=str(product),
+            quantity=3,
+        )
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        apply_events(conn, [parse_event(body(seed), Origin.webhook())])
+
+    answers: list[Outcome] = []
+    with psycopg.connect(database_url) as first, psycopg.connect(database_url, autocommit=True) as second:
+        with first.transaction():
+            [applied] = apply_events(first, [parse_event(raw, Origin.webhook())])
+            item = parse_event(raw, Origin.webhook())
+            copy = threading.Thread(
+                target=lambda: answers.extend(
+                    run_in_transaction(lambda c: apply_events(c, [item]), conn=second)
+                )
+            )
+            copy.start()
+            _wait_until_blocked(database_url, second.info.backend_pid)
+        copy.join(30)  # the first copy committed when its transaction block ended
+
+    assert (applied.status, applied.stock) == ("applied", 1)
+    assert [(a.status, a.stock) for a in answers] == [("duplicate", 1)]
+    with psycopg.connect(database_url) as conn:
+        assert get_stock(conn, warehouse, product).quantity == 1
+        parked = conn.execute("SELECT count(*) FROM rejected_events WHERE warehouse_id = %s", (warehouse,))
+        assert parked.fetchone() == (0,)
+
+
+def _wait_until_blocked(database_url: str, backend_pid: int) -> None:
+    """Until that backend waits for a lock another transaction holds."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT cardinality(pg_blocking_pids(%s))", (backend_pid,)).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second copy never waited on the first")

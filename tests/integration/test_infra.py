@@ -35,6 +35,13 @@ ENTRYPOINT = ROOT / "infra" / "docker" / "entrypoint.sh"
 WAIT_FOR = ROOT / "infra" / "docker" / "wait_for.py"
 LINT_SCRIPT = ROOT / "infra" / "scripts" / "lint-infra.sh"
 
+# Parameters holding a Secrets Manager ARN: the only things a role may call GetSecretValue on.
+SECRET_PARAMETERS = (
+    "DbSecretArn",
+    "KafkaSaslSecretArn",
+    "WebhookTokenSecretArn",
+    "OperatorTokenSecretArn",
+)
 FUNCTIONS = {
     "IngestFunction": "functions.ingest_kafka.handler.handler",
     "WebhookFunction": "functions.webhook.handler.handler",
@@ -63,6 +70,7 @@ ROUTES = {
             "/ui/movements/{movement_id}",
             "/ui/losses",
             "/ui/dead-letters",
+            "/ui/dead-letters/rows",
             "/static/{path+}",
             "/docs",
             "/redoc",
@@ -283,11 +291,20 @@ def test_kafka_event_source_mappings(template, resources, resource, condition) -
     assert props["BisectBatchOnFunctionError"] is True
     assert props["BatchSize"] == {"Ref": "KafkaBatchSize"}
     assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "KafkaMaxBatchingWindowSeconds"}
-    # Bounded retries: an infinite (-1) value would block a partition behind a poison record.
+    # An outage is retried, not skipped: 10000 is the most Lambda accepts beside an on-failure
+    # destination (-1 with a destination would mean 10); -1 drops the destination instead.
     retries = params[props["MaximumRetryAttempts"]["Ref"]]
-    assert retries["MinValue"] >= 0 and 0 <= retries["Default"] <= 100
+    assert (retries["Default"], retries["MinValue"], retries["MaxValue"]) == (10000, -1, 10000)
+    assert props["MaximumRecordAgeInSeconds"] == -1
+    assert template["Conditions"]["KafkaRetriesUntilExpiry"] == {
+        "Fn::Equals": [{"Ref": "KafkaMaxRetryAttempts"}, -1]
+    }
     assert props["DestinationConfig"] == {
-        "OnFailure": {"Destination": {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}}
+        "Fn::If": [
+            "KafkaRetriesUntilExpiry",
+            {"Ref": "AWS::NoValue"},
+            {"OnFailure": {"Destination": {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}}},
+        ]
     }
     assert props["ProvisionedPollerConfig"]["MaximumPollers"] == {"Ref": "KafkaMaxPollers"}
     if condition == "UseMsk":
@@ -314,8 +331,7 @@ def test_kafka_source_is_chosen_by_parameter(template) -> None:
     assert {"Fn::Equals": [{"Ref": "KafkaSource"}, "SelfManaged"]} in conditions["UseSelfManagedKafka"][
         "Fn::And"
     ]
-    for secret_param in ("WebhookToken", "RedisUrl"):
-        assert params[secret_param]["NoEcho"] is True
+    assert params["RedisUrl"]["NoEcho"] is True
 
 
 def _statements(resources) -> list[tuple[str, dict[str, Any]]]:
@@ -331,7 +347,7 @@ def _statements(resources) -> list[tuple[str, dict[str, Any]]]:
 
     for name, resource in resources.items():
         props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::IAM::Policy":
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             add(name, props["PolicyDocument"]["Statement"])
         elif resource["Type"] == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
@@ -350,14 +366,21 @@ def test_iam_is_least_privilege(resources) -> None:
             # Only describe calls, which have no resource-level permissions.
             assert all(a.startswith("ec2:Describe") for a in actions), (owner, actions)
         if "secretsmanager:GetSecretValue" in actions:
-            assert statement["Resource"] in ({"Ref": "DbSecretArn"}, {"Ref": "KafkaSaslSecretArn"}), owner
-        if "sqs:SendMessage" in actions:
+            assert statement["Resource"] in [{"Ref": p} for p in SECRET_PARAMETERS], owner
+        if any(a.startswith("sqs:") for a in actions):
             assert statement["Resource"] == {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}
     secret_readers = {o for o, s in statements if s["Resource"] == {"Ref": "DbSecretArn"}}
-    assert secret_readers == {"IngestFunctionPolicy", "HttpFunctionRole"}
+    assert secret_readers == {
+        "IngestFunctionPolicy",
+        "HttpFunctionRole",
+        "WebhookFunctionRole",
+        "OperatorFunctionRole",
+        "DatabaseProxyRole",
+        "RedrivePolicy",
+    }
     kafka_actions = {a for o, s in statements if o.startswith("IngestMsk") for a in s["Action"]}
     assert {"kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers", "kafka-cluster:ReadData"} <= kafka_actions
-    for role in ("IngestFunctionRole", "HttpFunctionRole"):
+    for role in ("IngestFunctionRole", "HttpFunctionRole", "WebhookFunctionRole", "OperatorFunctionRole"):
         managed = [p["Fn::Sub"] for p in resources[role]["Properties"]["ManagedPolicyArns"]]
         assert any(p.endswith("service-role/AWSLambdaVPCAccessExecutionRole") for p in managed), role
 
@@ -366,6 +389,464 @@ def test_on_failure_queue(resources) -> None:
     queue = resources["IngestFailureQueue"]
     assert queue["Type"] == "AWS::SQS::Queue"
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+# ------------------------------------------------ template: ready for a real AWS account (#13)
+#
+# CloudFormation resolves Fn::If, conditions and rules from parameter values; `deployed()` does the
+# same offline for the subset the template uses, so a test can check what a given set of
+# parameters actually deploys (which authorizer, which variables, which resources).
+
+NO_VALUE = object()
+# Values for the parameters without a default, as a deploy would pass them.
+REQUIRED_PARAMETERS = {
+    "SubnetIds": "subnet-0aaaaaaaaaaaaaaa1,subnet-0aaaaaaaaaaaaaaa2",
+    "SecurityGroupIds": "sg-0aaaaaaaaaaaaaaa1",
+    "DbSecretArn": "arn:aws:secretsmanager:eu-central-1:111122223333:secret:warehouse-stock/db-AbCdEf",
+    "WebhookTokenSecretArn": "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/webhook-AbCdEf",
+    "MskClusterArn": "arn:aws:kafka:eu-central-1:111122223333:cluster/warehouse/0c1f2e3d-1",
+}
+OPERATOR_SECRET = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/operator-AbCdEf"
+OPERATOR_ROUTES = {
+    ("GET", "/api/v1/rejected-events"): "ListFunction",
+    ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    ("GET", "/ui/dead-letters/rows"): "ConsoleFunction",  # the console's dead-letter rows
+}
+HTTP_FUNCTIONS = sorted(set(ROUTES.values()))
+
+
+class Deployed:
+    """The template's conditions, rules and resolved values under one set of parameter values."""
+
+    def __init__(self, template: dict[str, Any], **overrides: str) -> None:
+        self.template = template
+        self.params: dict[str, Any] = {}
+        for name, spec in template["Parameters"].items():
+            value = overrides.get(name, REQUIRED_PARAMETERS.get(name, spec.get("Default")))
+            assert value is not None, f"no value for parameter {name}"
+            value = str(value)
+            is_list = spec["Type"] == "CommaDelimitedList" or spec["Type"].startswith("List<")
+            self.params[name] = value.split(",") if is_list else value
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self._conditions[name]
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [r for r in (self.resolve(x) for x in node) if r is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
+                return self.params.get(arg, node)  # resources and pseudo parameters stay symbolic
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(x) for x in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(x) for x in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(x) for x in arg)
+            if key == "Fn::Join":
+                separator, items = arg
+                items = self.resolve(items)
+                if all(isinstance(i, str) for i in items):
+                    return separator.join(items)
+        resolved = {k: self.resolve(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def failed_rules(self) -> list[str]:
+        """AssertDescriptions of the rules CloudFormation would refuse these parameters with."""
+        failed = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            failed += [a["AssertDescription"] for a in rule["Assertions"] if not self.resolve(a["Assert"])]
+        return failed
+
+    def resources(self) -> dict[str, Any]:
+        return {
+            name: self.resolve(r)
+            for name, r in self.template["Resources"].items()
+            if "Condition" not in r or self.condition(r["Condition"])
+        }
+
+    def environment(self, function: str) -> dict[str, Any]:
+        """A function's variables: Globals merged with its own, as SAM does."""
+        variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
+        own = self.template["Resources"][function]["Properties"].get("Environment", {})
+        variables.update(own.get("Variables", {}))
+        return {k: v for k, v in ((k, self.resolve(v)) for k, v in variables.items()) if v is not NO_VALUE}
+
+    def operations(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The HttpApi DefinitionBody's operations, resolved: (METHOD, path) -> operation."""
+        body = self.resolve(self.template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"])
+        return {
+            (method.upper(), path): op for path, item in body["paths"].items() for method, op in item.items()
+        }
+
+    def security_schemes(self) -> dict[str, Any]:
+        body = self.resolve(self.template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"])
+        return body.get("components", {}).get("securitySchemes", {})
+
+
+def test_deployed_resolver_resolves_conditions_and_rules(template) -> None:
+    """The offline resolver the tests below rely on gets a known case right both ways."""
+    msk = Deployed(template)
+    assert msk.condition("UseMsk") and not msk.condition("UseSelfManagedKafka")
+    assert msk.failed_rules() == []
+    no_cluster = Deployed(template, MskClusterArn="")
+    assert no_cluster.failed_rules() == ["MskClusterArn is required when KafkaSource is MSK"]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_runs_python_3_13_or_later(template, resources, name) -> None:
+    """Lambda deprecates python3.11 on 2027-06-30; 3.13 and 3.14 are supported into 2029."""
+    runtime = resources[name]["Properties"].get("Runtime", template["Globals"]["Function"]["Runtime"])
+    match = re.fullmatch(r"python3\.(\d+)", runtime)
+    assert match and int(match.group(1)) >= 13, f"{name}: {runtime}"
+
+
+def test_tokens_are_only_secret_arns_never_plain_parameters_or_variables(template) -> None:
+    params = template["Parameters"]
+    # No token, password or URL-with-credentials parameter except the cache's (which has none in
+    # a default deploy); tokens are Secrets Manager ARNs, shown and logged harmlessly.
+    assert [name for name, spec in params.items() if spec.get("NoEcho")] == ["RedisUrl"]
+    token_params = sorted(name for name in params if "Token" in name)
+    assert token_params == ["OperatorTokenSecretArn", "WebhookTokenSecretArn"]
+    for name in token_params:
+        assert params[name]["AllowedPattern"].endswith(r":secret:.+$"), name
+    deployed = Deployed(template, OperatorAuth="Token", OperatorTokenSecretArn=OPERATOR_SECRET)
+    for function in FUNCTIONS:
+        env = deployed.environment(function)
+        assert not {"WEBHOOK_TOKEN", "OPERATOR_TOKEN"} & set(env), function
+        assert env.get("WEBHOOK_TOKEN_SECRET_ARN") == (
+            REQUIRED_PARAMETERS["WebhookTokenSecretArn"] if function == "WebhookFunction" else None
+        ), function
+        operator = function in OPERATOR_ROUTES.values()
+        assert env.get("OPERATOR_TOKEN_SECRET_ARN") == (OPERATOR_SECRET if operator else None), function
+
+
+def test_every_stage_requires_a_webhook_token_secret(template) -> None:
+    rule = template["Rules"]["WebhookTokenRequired"]
+    assert "RuleCondition" not in rule  # dev included
+    message = "WebhookTokenSecretArn is required for every stage (the webhook writes stock)"
+    for stage in template["Parameters"]["Stage"]["AllowedValues"]:
+        assert Deployed(template, Stage=stage, WebhookTokenSecretArn="").failed_rules() == [message]
+        assert Deployed(template, Stage=stage).failed_rules() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"OperatorAuth": "Token"}, ["OperatorTokenSecretArn is required when OperatorAuth is Token"]),
+        (
+            {"OperatorAuth": "Token", "OperatorTokenSecretArn": REQUIRED_PARAMETERS["WebhookTokenSecretArn"]},
+            ["the operator token must not be the producers' webhook token"],
+        ),
+        ({"OperatorAuth": "Token", "OperatorTokenSecretArn": OPERATOR_SECRET}, []),
+        (
+            {"OperatorAuth": "JWT"},
+            [
+                "OperatorJwtIssuer is required when OperatorAuth is JWT",
+                "OperatorJwtAudience is required when OperatorAuth is JWT",
+            ],
+        ),
+        (
+            {"OperatorAuth": "JWT", "OperatorJwtIssuer": "https://idp.example", "OperatorJwtAudience": "ops"},
+            [],
+        ),
+        ({"DbProxy": "Create"}, ["DbProxy=Create needs DbProxyTargetInstanceId or DbProxyTargetClusterId"]),
+        (
+            {"DbProxy": "Create", "DbProxyTargetInstanceId": "db1", "DbProxyTargetClusterId": "c1"},
+            ["give DbProxyTargetInstanceId or DbProxyTargetClusterId, not both"],
+        ),
+        ({"DbProxy": "Create", "DbProxyTargetClusterId": "c1"}, []),
+        ({"DbProxy": "Existing"}, ["ExistingDbProxyEndpoint is required when DbProxy is Existing"]),
+    ],
+)
+def test_rules_refuse_incomplete_configurations(template, overrides, refused) -> None:
+    assert Deployed(template, **overrides).failed_rules() == refused
+
+
+@pytest.mark.parametrize("mode", ["IAM", "JWT", "Token"])
+def test_operator_routes_are_authorized_in_every_mode(template, mode) -> None:
+    """IAM and JWT: an authorizer on exactly the operator routes, the app trusts it; Token: the app
+    checks the operator bearer token. The webhook and the reads never carry a gateway authorizer."""
+    overrides = {"OperatorAuth": mode}
+    if mode == "JWT":
+        overrides |= {"OperatorJwtIssuer": "https://idp.example/pool", "OperatorJwtAudience": "operators"}
+    if mode == "Token":
+        overrides |= {"OperatorTokenSecretArn": OPERATOR_SECRET}
+    deployed = Deployed(template, **overrides)
+    assert deployed.failed_rules() == []
+    operations, schemes = deployed.operations(), deployed.security_schemes()
+    # The body declares the operator operations only; SAM adds every route's integration to it.
+    assert set(operations) == set(OPERATOR_ROUTES)
+    assert {key: ROUTES[key] for key in OPERATOR_ROUTES} == OPERATOR_ROUTES
+    for function in HTTP_FUNCTIONS:
+        env = deployed.environment(function)
+        if function in OPERATOR_ROUTES.values():
+            assert env["OPERATOR_AUTH"] == ("token" if mode == "Token" else "gateway"), function
+        else:
+            assert "OPERATOR_AUTH" not in env, function
+    if mode == "Token":
+        assert all("security" not in op for op in operations.values())
+        assert schemes == {}
+        return
+    assert all(op["security"] == [{"OperatorAuthorizer": []}] for op in operations.values())
+    scheme = schemes["OperatorAuthorizer"]
+    if mode == "IAM":
+        assert scheme == {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        }
+    else:
+        assert scheme["type"] == "oauth2"
+        assert scheme["x-amazon-apigateway-authorizer"] == {
+            "type": "jwt",
+            "identitySource": "$request.header.Authorization",
+            "jwtConfiguration": {"issuer": "https://idp.example/pool", "audience": ["operators"]},
+        }
+
+
+def test_default_deploy_leaves_no_operator_route_open(template) -> None:
+    assert template["Parameters"]["OperatorAuth"]["Default"] == "IAM"
+    deployed = Deployed(template)
+    assert all(op["security"] == [{"OperatorAuthorizer": []}] for op in deployed.operations().values())
+    # IAM callers get exactly the operator routes from the policy the stack hands out.
+    policy = deployed.resources()["OperatorInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (statement,) = policy
+    assert statement["Action"] == "execute-api:Invoke"
+    arns = sorted(r["Fn::Sub"].rpartition("${HttpApi}/")[2] for r in statement["Resource"])
+    assert arns == [
+        "*/GET/api/v1/rejected-events",
+        "*/GET/ui/dead-letters/rows",
+        "*/POST/api/v1/rejected-events/*/replay",
+    ]
+
+
+def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch) -> None:
+    """The real translator merges each event's integration into the DefinitionBody operations and
+    keeps their conditional `security`; the other routes get no authorizer."""
+    pytest.importorskip("samtranslator", reason="aws-sam-translator is not installed")
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    class NoManagedPolicies:
+        def load(self):
+            raise AssertionError("managed policy lookup attempted (needs AWS)")
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    parsed = yaml_parse(TEMPLATE.read_text())
+    for resource in parsed["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
+    expanded = transform(parsed, {}, NoManagedPolicies())
+    (api,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    body = api["Properties"]["Body"]
+    for (method, path), function in ROUTES.items():
+        op = body["paths"][path][method.lower()]
+        assert f"${{{function}.Arn}}" in op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        if (method, path) in OPERATOR_ROUTES:
+            assert op["security"] == {
+                "Fn::If": ["OperatorAuthByToken", {"Ref": "AWS::NoValue"}, [{"OperatorAuthorizer": []}]]
+            }
+        else:
+            assert "security" not in op, (method, path)
+    # ...and CloudFormation resolves that body into the authorizer of the chosen mode.
+    expanded["Parameters"] = parsed["Parameters"]
+    assert (
+        Deployed(expanded).resolve(body["components"])["securitySchemes"]["OperatorAuthorizer"][
+            "x-amazon-apigateway-authtype"
+        ]
+        == "awsSigv4"
+    )
+
+
+def _secret_access(deployed: Deployed) -> dict[str, set[str]]:
+    """Role (or managed policy) -> the secret parameters it may read, under these parameters."""
+    resources = deployed.resources()
+    access: dict[str, set[str]] = {}
+
+    def add(owner: str, document: dict[str, Any]) -> None:
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "secretsmanager:GetSecretValue" in actions:
+                value = statement["Resource"]
+                name = next(p for p in SECRET_PARAMETERS if deployed.params[p] == value)
+                access.setdefault(owner, set()).add(name)
+
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                add(name, policy["PolicyDocument"])
+        elif resource["Type"] == "AWS::IAM::Policy":
+            for role in props["Roles"]:
+                add(role["Ref"], props["PolicyDocument"])
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            add(name, props["PolicyDocument"])
+    return access
+
+
+def test_each_role_reads_only_the_secrets_it_needs(template, resources) -> None:
+    roles = {name: resources[name]["Properties"]["Role"]["Fn::GetAtt"][0] for name in FUNCTIONS}
+    assert roles == {
+        "IngestFunction": "IngestFunctionRole",
+        "WebhookFunction": "WebhookFunctionRole",
+        "GetMovementFunction": "HttpFunctionRole",
+        "GetStockFunction": "HttpFunctionRole",
+        "ListFunction": "OperatorFunctionRole",
+        "ReplayFunction": "OperatorFunctionRole",
+        "ConsoleFunction": "OperatorFunctionRole",
+    }
+    sasl = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/kafka-AbCdEf"
+    token_mode = Deployed(template, OperatorAuth="Token", OperatorTokenSecretArn=OPERATOR_SECRET)
+    token_mode.params["KafkaSaslSecretArn"] = sasl
+    assert _secret_access(token_mode) == {
+        "IngestFunctionRole": {"DbSecretArn", "KafkaSaslSecretArn"},
+        "WebhookFunctionRole": {"DbSecretArn", "WebhookTokenSecretArn"},
+        "OperatorFunctionRole": {"DbSecretArn", "OperatorTokenSecretArn"},
+        "HttpFunctionRole": {"DbSecretArn"},
+        "RedrivePolicy": {"DbSecretArn", "KafkaSaslSecretArn"},
+    }
+    # With a gateway authorizer nobody reads an operator token; the proxy role exists only with
+    # the proxy and reads the database secret alone.
+    default = _secret_access(Deployed(template, DbProxy="Create", DbProxyTargetInstanceId="db1"))
+    assert default["OperatorFunctionRole"] == {"DbSecretArn"}
+    assert default["DatabaseProxyRole"] == {"DbSecretArn"}
+    assert "OperatorTokenSecretArn" not in set().union(*default.values())
+
+
+def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(template, resources) -> None:
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {
+        (p["Namespace"], p["MetricName"], p["Dimensions"][0]["Name"], json.dumps(p["Dimensions"][0]["Value"]))
+        for p in alarms.values()
+    }
+    for function in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            assert ("AWS/Lambda", metric, "FunctionName", json.dumps({"Ref": function})) in watched
+    # HTTP APIs publish `5xx` (not REST's 5XXError) by ApiId.
+    assert ("AWS/ApiGateway", "5xx", "ApiId", json.dumps({"Ref": "HttpApi"})) in watched
+    assert ("AWS/Lambda", "OffsetLag", "FunctionName", json.dumps({"Ref": "IngestFunction"})) in watched
+    assert (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        json.dumps({"Fn::GetAtt": ["IngestFailureQueue", "QueueName"]}),
+    ) in watched
+    assert len(alarms) == 2 * len(FUNCTIONS) + 3
+    for name, props in alarms.items():
+        for key in ("AlarmActions", "OKActions"):
+            assert props[key] == {
+                "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+            }, name
+    silent, notified = (
+        Deployed(template).resources(),
+        Deployed(template, AlarmTopicArn="arn:aws:sns:eu-central-1:111122223333:ops").resources(),
+    )
+    assert "AlarmActions" not in silent["HttpApi5xxAlarm"]["Properties"]
+    assert notified["HttpApi5xxAlarm"]["Properties"]["AlarmActions"] == [
+        "arn:aws:sns:eu-central-1:111122223333:ops"
+    ]
+
+
+def test_offset_lag_alarm_fires_long_before_the_retention_drops_records(template, resources) -> None:
+    alarm = resources["IngestOffsetLagAlarm"]["Properties"]
+    retention = template["Parameters"]["KafkaRetentionHours"]
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == {"Ref": "KafkaRetentionHours"}
+    assert alarm["Statistic"] == "Minimum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == {"Ref": "KafkaOffsetLagAlarmThreshold"}
+    for hours in (retention["MinValue"], retention["Default"], retention["MaxValue"]):
+        window = alarm["Period"] * hours
+        assert window * 12 == hours * 3600  # the consumer stuck for 1/12 of the retention
+        # CloudWatch: Period x EvaluationPeriods <= 1 day for periods under an hour.
+        assert alarm["Period"] < 3600 and window <= 86_400
+
+
+@pytest.mark.parametrize(
+    ("mode", "endpoint"),
+    [
+        ("None", ""),
+        ("Create", {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}),
+        ("Existing", "proxy.proxy-abc.eu-central-1.rds.amazonaws.com"),
+    ],
+)
+def test_rds_proxy_is_optional_and_wired_to_db_proxy_endpoint(template, mode, endpoint) -> None:
+    overrides = {"DbProxy": mode}
+    if mode == "Create":
+        overrides["DbProxyTargetInstanceId"] = "warehouse-db"
+    if mode == "Existing":
+        overrides["ExistingDbProxyEndpoint"] = endpoint
+    deployed = Deployed(template, **overrides)
+    assert deployed.failed_rules() == []
+    for function in FUNCTIONS:
+        assert deployed.environment(function)["DB_PROXY_ENDPOINT"] == endpoint, function
+    created = {n for n, r in deployed.resources().items() if r["Type"].startswith("AWS::RDS::")}
+    assert created == ({"DatabaseProxy", "DatabaseProxyTargetGroup"} if mode == "Create" else set())
+    if mode == "Create":
+        resources = deployed.resources()
+        proxy = resources["DatabaseProxy"]["Properties"]
+        assert proxy["EngineFamily"] == "POSTGRESQL" and proxy["RequireTLS"] is True
+        assert proxy["Auth"][0]["SecretArn"] == REQUIRED_PARAMETERS["DbSecretArn"]
+        targets = resources["DatabaseProxyTargetGroup"]["Properties"]
+        assert targets["DBInstanceIdentifiers"] == ["warehouse-db"] and "DBClusterIdentifiers" not in targets
+
+
+def test_connections_per_container_default_to_one(template) -> None:
+    params = template["Parameters"]
+    assert (params["DbPoolMax"]["Default"], params["DbPoolMax"]["MaxValue"]) == (1, 2)
+    assert Deployed(template).environment("ListFunction")["DB_POOL_MAX"] == "1"
+    concurrency = template["Globals"]["Function"]["ReservedConcurrentExecutions"]
+    assert Deployed(template).resolve(concurrency) is NO_VALUE  # unset unless asked for
+    assert Deployed(template, FunctionReservedConcurrency="20").resolve(concurrency) == "20"
+
+
+def test_statement_timeouts_end_before_the_function_does(template, resources) -> None:
+    deployed = Deployed(template)
+    for function in FUNCTIONS:
+        timeout = resources[function]["Properties"].get("Timeout", template["Globals"]["Function"]["Timeout"])
+        statement_ms = int(deployed.environment(function)["DB_STATEMENT_TIMEOUT_MS"])
+        assert 0 < statement_ms < timeout * 1000, function
+
+
+def test_redrive_has_the_queue_url_and_a_least_privilege_policy(template, resources) -> None:
+    outputs = template["Outputs"]
+    assert outputs["IngestFailureQueueUrl"]["Value"] == {"Ref": "IngestFailureQueue"}
+    assert outputs["RedrivePolicyArn"]["Value"] == {"Ref": "RedrivePolicy"}
+    statements = resources["RedrivePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sqs = next(s for s in statements if s.get("Sid") == "ConsumeOnFailureQueue")
+    assert sorted(sqs["Action"]) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    assert sqs["Resource"] == {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}
+    # The mapping keeps the on-failure destination (10000 retries by default) ...
+    esm = Deployed(template).resources()["IngestMskEventSourceMapping"]["Properties"]
+    assert esm["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["IngestFailureQueue", "Arn"]
+    }
+    # ... and drops it only when retrying until expiry, which Lambda caps at 10 beside one.
+    forever = Deployed(template, KafkaMaxRetryAttempts="-1").resources()["IngestMskEventSourceMapping"]
+    assert "DestinationConfig" not in forever["Properties"]
 
 
 # ------------------------------------------------------------------------------------- compose
@@ -452,6 +933,97 @@ def test_app_settings_follow_env_example(compose) -> None:
         assert key in documented | {"WAIT_TIMEOUT_SECONDS"}, f"{key} is not in .env.example"
     for key in ("KAFKA_TOPIC", "CACHE_TTL_SECONDS", "WEBHOOK_TOKEN", "APP_PORT", "LOG_LEVEL"):
         assert key in app_env
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR:-default}` interpolation (the only form the file uses), `$$` kept."""
+
+    def one(match: re.Match[str]) -> str:
+        return env.get(match.group(1)) or match.group(2)
+
+    return re.sub(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}", one, value)
+
+
+def test_compose_publishes_every_port_on_localhost_unless_told_otherwise(compose) -> None:
+    published = {
+        name: service["ports"] for name, service in compose["services"].items() if service.get("ports")
+    }
+    assert set(published) == {"postgres", "redis", "kafka", "app"}
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+            host_ip, host_port, container_port = _interpolate(port, {}).split(":")
+            assert host_ip == "127.0.0.1" and host_port and container_port, (name, port)
+            assert _interpolate(port, {"BIND_ADDRESS": "0.0.0.0"}).startswith("0.0.0.0:")
+
+
+def test_compose_redis_requires_a_password_the_app_sends(compose) -> None:
+    redis, app = compose["services"]["redis"], compose["services"]["app"]
+    assert redis["environment"]["REDIS_PASSWORD"] == "${REDIS_PASSWORD:-warehouse-dev-only}"
+    command = " ".join(redis["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    # The app authenticates with the same value, whatever REDIS_PASSWORD is set to.
+    for env in ({}, {"REDIS_PASSWORD": "0123abcd"}):
+        password = _interpolate(redis["environment"]["REDIS_PASSWORD"], env)
+        assert _interpolate(app["environment"]["REDIS_URL"], env) == f"redis://:{password}@redis:6379/0"
+    assert "grep -q PONG" in redis["healthcheck"]["test"][1]
+
+
+def test_compose_redis_command_and_healthcheck_work_on_a_real_redis_server(compose, tmp_path) -> None:
+    """The Compose command and healthcheck, run by a shell as the container would (on a unix
+    socket here, not a port): unauthenticated clients are refused, the healthcheck passes with the
+    password and fails without it (a bare `redis-cli ping` would exit 0 on NOAUTH)."""
+    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        pytest.skip("redis-server / redis-cli not installed")
+    redis = compose["services"]["redis"]
+    shell, flag, command = redis["command"]
+    command = command.replace("$$", "$")
+    check = redis["healthcheck"]["test"][1].replace("$$", "$")
+    socket_path = tmp_path / "redis.sock"
+    local = f" --port 0 --unixsocket {socket_path} --dir {tmp_path}"
+    env = {**os.environ, "REDIS_PASSWORD": "not-the-default-0123"}
+    server = subprocess.Popen([shell, flag, command + local], env=env, stdout=subprocess.DEVNULL)
+    try:
+        cli = ["redis-cli", "-s", str(socket_path)]
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            server.poll()
+            assert server.returncode is None, "redis-server exited"
+            subprocess.run(["sleep", "0.05"], check=True)
+        anonymous = subprocess.run([*cli, "ping"], capture_output=True, text=True, timeout=10)
+        assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+        check_here = check.replace("redis-cli", " ".join(cli))
+        assert subprocess.run(["sh", "-c", check_here], env=env, timeout=10).returncode == 0
+        wrong = {**env, "REDIS_PASSWORD": "wrong"}
+        assert (
+            subprocess.run(["sh", "-c", check_here], env=wrong, timeout=10, capture_output=True).returncode
+            != 0
+        )
+        saved = subprocess.run(
+            [*cli, "config", "get", "save"],
+            env={**env, "REDISCLI_AUTH": env["REDIS_PASSWORD"]},
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert saved.stdout.split() == ["save"]  # no persistence: a cache only
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_compose_names_its_development_only_credentials() -> None:
+    header = COMPOSE.read_text().split("\nname:", 1)[0]
+    assert "DEVELOPMENT-ONLY CREDENTIALS" in header
+    for variable in (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "WEBHOOK_TOKEN",
+        "OPERATOR_TOKEN",
+        "BIND_ADDRESS",
+    ):
+        assert variable in header, variable
 
 
 # ---------------------------------------------------------------------------------- Dockerfile

@@ -190,7 +190,7 @@ def test_cli_replays_by_id_and_by_reason(conn: psycopg.Connection, database_url:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "common.replay", *args],
+            [sys.executable, "-m", "cli", "replay", *args],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -222,7 +222,7 @@ def replay_client() -> Any:
     """The replay function's own app (what its Lambda serves), in process."""
     from fastapi.testclient import TestClient
 
-    from functions.http_common import make_app
+    from functions.http.app import make_app
     from functions.replay.routes import router
 
     return TestClient(make_app([router], lambda_mode=True), raise_server_exceptions=False)

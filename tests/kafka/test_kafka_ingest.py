@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from common import kafka_batch, service, views
+from common import outbox, reads, service
 from common.config import PROJECT_ROOT, get_settings
 from common.events import Origin, parse_event
 from functions.ingest_kafka.handler import handler
@@ -118,7 +118,7 @@ def test_handler_applies_the_sample_events_and_parks_the_poison_record(database_
     assert handler(event, None) == {"batchItemFailures": []}
 
     with psycopg.connect(database_url) as conn:
-        movement = views.get_movement(conn, SAMPLE_MOVEMENT)
+        movement = reads.get_movement(conn, SAMPLE_MOVEMENT)
     assert movement is not None and movement.status == "delivered"
     assert (movement.departed_quantity, movement.arrived_quantity) == (100, 98)
     parked = rejected_for(database_url, label)
@@ -172,7 +172,7 @@ def test_parked_records_are_copied_to_the_dlq_topic(database_url: str, topic: st
         finally:
             os.environ.pop("DLQ_TOPIC")
             get_settings.cache_clear()
-            kafka_batch.close_dlq_producer()
+            outbox.close_producer()
         consumer = KafkaConsumer(
             bootstrap_servers=BOOTSTRAP, consumer_timeout_ms=5000, auto_offset_reset="earliest"
         )
@@ -185,10 +185,11 @@ def test_parked_records_are_copied_to_the_dlq_topic(database_url: str, topic: st
         delete_topic(dlq)
     assert len(copies) == 1
     dead = copies[0]
-    assert dead.key == f"{topic}/1@18".encode()
     assert dead.value == b"\x00\x01not json at all {"
     headers = dict(dead.headers)
-    assert headers["reason"] == b"invalid" and headers["origin"] == dead.key and headers["detail"]
+    assert dead.key == b"rejected-event/" + headers["rejected_event_id"]
+    assert headers["reason"] == b"invalid" and headers["detail"]
+    assert headers["origin"] == f"{topic}/1@18".encode()
 
 
 # --- the poller on a real topic --------------------------------------------------------------------
@@ -203,8 +204,8 @@ def test_events_produced_to_a_topic_show_up_in_the_views(database_url: str, topi
         assert poller.state == "running"
     with psycopg.connect(database_url) as conn:
         for (w, p), quantity in stream.stock.items():
-            assert views.get_stock(conn, w, p).quantity == quantity
-        movement = views.get_movement(conn, stream.movements[0])
+            assert reads.get_stock(conn, w, p).quantity == quantity
+        movement = reads.get_movement(conn, stream.movements[0])
     assert movement is not None and movement.status == "delivered"
 
 

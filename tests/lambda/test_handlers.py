@@ -8,6 +8,7 @@ what lets the local app stand in for the deployment. The sample events in infra/
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -245,8 +246,18 @@ def test_metrics_are_flushed_as_emf_each_invocation(
     capsys.readouterr()
     assert call_lambda(webhook_handler, load_event("apigw_webhook.json")).status == 200
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    names = {m["Name"] for blob in blobs for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert "WebhookEvents_duplicate" in names or "WebhookEvents_applied" in names
+    events = [
+        blob
+        for blob in blobs
+        for d in blob["_aws"]["CloudWatchMetrics"]
+        if "warehouse_events_total" in {m["Name"] for m in d["Metrics"]}
+    ]
+    # The Prometheus name, with the Prometheus labels as dimensions, in the service's namespace.
+    assert len(events) == 1, blobs
+    [event] = events
+    assert event["origin"] == "webhook" and event["outcome"] in ("applied", "duplicate")
+    assert event["warehouse_events_total"] in (1.0, [1.0])
+    assert event["_aws"]["CloudWatchMetrics"][0]["Namespace"] == os.environ["POWERTOOLS_METRICS_NAMESPACE"]
     # A read adds no metric of its own: the flush must not raise SchemaValidationError.
     assert call_lambda(get_stock_handler, load_event("apigw_get_stock.json")).status == 200
 
@@ -281,6 +292,7 @@ def test_in_lambda_an_outage_is_503_logged_as_json_with_the_correlation_id() -> 
     """A fresh 'container' (subprocess) with AWS_LAMBDA_FUNCTION_NAME set and PostgreSQL unreachable."""
     code = """
 import json
+import os
 from functions.get_stock.handler import handler
 
 class Context:

@@ -17,7 +17,7 @@ from kafka.structs import TopicPartition
 from common import kafka_batch, service
 from common.config import get_settings
 from common.events import IncomingEvent, Origin
-from common.ledger import Outcome
+from common.outcomes import Outcome, Reason, Status
 from functions.local_app.poller import Poller, build_event
 
 pytestmark = [
@@ -150,9 +150,9 @@ def test_the_poller_event_shape_carries_every_byte_and_offset(
 
 def _fake_ingest(items: list[IncomingEvent]) -> list[Outcome]:
     return [
-        Outcome("applied", event=i.envelope.data)
+        Outcome(Status.APPLIED, event=i.envelope.data)
         if i.envelope
-        else Outcome("rejected", reason="invalid", detail=i.error_detail)
+        else Outcome(Status.REJECTED, reason=Reason.INVALID, detail=i.error_detail)
         for i in items
     ]
 
@@ -196,47 +196,6 @@ def test_summary_counts_outcomes_and_offsets(monkeypatch: pytest.MonkeyPatch) ->
     assert summary["outcomes"] == {"applied": 1, "rejected_invalid": 2}
     assert summary["offsets"] == {"t-0": "3-9"}
     assert [p["origin"] for p in summary["parked"]] == ["t/0@4", "t/0@9"]
-
-
-class _FakeProducer:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.fail = fail
-
-    def send(self, topic: str, **kwargs: Any) -> None:
-        if self.fail:
-            raise RuntimeError("broker gone")
-        self.sent.append({"topic": topic, **kwargs})
-
-    def flush(self, timeout: float | None = None) -> None:
-        pass
-
-
-def test_parked_records_are_copied_to_the_dlq_topic_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    producer = _FakeProducer()
-    monkeypatch.setattr(service, "ingest", _fake_ingest)
-    monkeypatch.setattr(kafka_batch, "_dlq_producer", lambda: producer)
-    monkeypatch.setattr(
-        kafka_batch, "get_settings", lambda: get_settings().model_copy(update=dict(dlq_topic="dlq"))
-    )
-    kafka_batch.ingest_records(
-        [record(json.dumps(VALID).encode(), offset=1), record(b"\x00poison", offset=2)]
-    )
-    assert len(producer.sent) == 1
-    sent = producer.sent[0]
-    assert sent["topic"] == "dlq" and sent["value"] == b"\x00poison" and sent["key"] == b"t/0@2"
-    headers = dict(sent["headers"])
-    assert headers["reason"] == b"invalid" and headers["origin"] == b"t/0@2" and headers["detail"]
-
-
-def test_a_failing_dlq_never_fails_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "ingest", _fake_ingest)
-    monkeypatch.setattr(kafka_batch, "_dlq_producer", lambda: _FakeProducer(fail=True))
-    monkeypatch.setattr(
-        kafka_batch, "get_settings", lambda: get_settings().model_copy(update=dict(dlq_topic="dlq"))
-    )
-    result = kafka_batch.ingest_records([record(b"poison")])
-    assert result.counts == {"rejected_invalid": 1}
 
 
 # --- the poller loop, against a scripted consumer ---------------------------------------------------

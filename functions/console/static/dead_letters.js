@@ -1,6 +1,7 @@
-// The dead-letters page: replay one dead letter with the operator's bearer token.
-// The token is typed by the operator and kept in this tab's sessionStorage only: never in a URL,
-// a cookie or the page. A 401 says plainly that the token is missing or wrong.
+// The dead-letters page: list the dead letters and replay one, with the operator's bearer token.
+// The rows (raw payloads included) and the replay are operator routes, so both requests carry the
+// token the operator typed. It is kept in this tab's sessionStorage only: never in a URL, a cookie
+// or the page. A 401 or 403 says plainly what is wrong.
 (function () {
   "use strict";
   var KEY = "warehouse-stock.operator-token";
@@ -8,9 +9,18 @@
   var input = document.getElementById("operator-token");
   var state = document.getElementById("token-state");
   var message = document.getElementById("replay-message");
+  var rows = document.getElementById("dead-letter-rows");
 
   function token() {
     return sessionStorage.getItem(KEY) || "";
+  }
+
+  function headers() {
+    var result = { Accept: "application/json, text/html" };
+    if (token()) {
+      result.Authorization = "Bearer " + token();
+    }
+    return result;
   }
 
   function showTokenState() {
@@ -22,34 +32,49 @@
     message.className = "message " + (kind || "");
   }
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    var value = input.value.trim();
-    if (value) {
-      sessionStorage.setItem(KEY, value);
+  function refused(status, what) {
+    if (status === 401) {
+      return "401 Unauthorized: the operator token is missing or wrong. Type it above and " + what + " again.";
     }
-    input.value = "";
-    showTokenState();
-  });
-  document.getElementById("forget-token").addEventListener("click", function () {
-    sessionStorage.removeItem(KEY);
-    showTokenState();
-  });
-  showTokenState();
+    if (status === 403) {
+      return "403 Forbidden: API Gateway refused the request (operators authorized by IAM need signed " +
+        "requests, which a browser cannot make; a JWT must be valid for this API).";
+    }
+    return null;
+  }
+
+  async function loadRows() {
+    var response;
+    try {
+      response = await fetch(rows.dataset.src, { headers: headers(), credentials: "omit" });
+    } catch (error) {
+      say("could not list the dead letters: " + error, "error");
+      return;
+    }
+    var problem = refused(response.status, "list them");
+    if (problem) {
+      say(problem, "error");
+      return;
+    }
+    rows.innerHTML = await response.text();  // server-rendered, escaped
+    rows.dataset.loaded = "true";
+    rows.querySelectorAll("button.replay").forEach(function (button) {
+      button.addEventListener("click", function () { replay(button); });
+    });
+    if (response.ok) {
+      say("");
+    }
+  }
 
   async function replay(button) {
     var id = button.dataset.id;
     var row = document.getElementById("dl-" + id);
-    var headers = { Accept: "application/json" };
-    if (token()) {
-      headers.Authorization = "Bearer " + token();
-    }
     button.disabled = true;
     say("replaying dead letter " + id + "…");
     try {
       var response = await fetch("/api/v1/rejected-events/" + encodeURIComponent(id) + "/replay", {
         method: "POST",
-        headers: headers,
+        headers: headers(),
         credentials: "omit"
       });
       var body = null;
@@ -58,8 +83,9 @@
       } catch (ignored) {
         body = null;
       }
-      if (response.status === 401) {
-        say("401 Unauthorized: the operator token is missing or wrong. Type it above and replay again.", "error");
+      var problem = refused(response.status, "replay");
+      if (problem) {
+        say(problem, "error");
         return;
       }
       if (!response.ok) {
@@ -78,7 +104,24 @@
     }
   }
 
-  document.querySelectorAll("button.replay").forEach(function (button) {
-    button.addEventListener("click", function () { replay(button); });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var value = input.value.trim();
+    if (value) {
+      sessionStorage.setItem(KEY, value);
+    }
+    input.value = "";
+    showTokenState();
+    if (rows.dataset.loaded !== "true") {
+      loadRows();
+    }
   });
+  document.getElementById("forget-token").addEventListener("click", function () {
+    sessionStorage.removeItem(KEY);
+    showTokenState();
+  });
+  showTokenState();
+  if (token() || rows.dataset.tokenRequired !== "true") {
+    loadRows();
+  }
 })();

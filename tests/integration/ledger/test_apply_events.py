@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from common.events import IncomingEvent, Origin, parse_event
-from common.ledger import Outcome, apply_events
-from common.views import get_movement, get_stock
+from common.ledger import apply_events
+from common.outcomes import Outcome
+from common.reads import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 
@@ -491,23 +492,49 @@ def test_redelivered_kafka_record_that_was_rejected_is_parked_once(
     assert {o.rejected_event_id for o in (first, second, third, fourth)} == {rows[0][0]}
 
 
-def test_redelivered_kafka_record_keeps_its_refusal_even_after_a_restock(
+def test_a_waiting_departure_is_applied_by_the_restock_and_not_again_on_redelivery(
     ledger_conn: psycopg.Connection, ledger_make_event: Make
 ) -> None:
-    # Recovery of a parked record is the operator's replay, not a redelivery.
     record = ledger_make_event(
         MOVEMENT, "departure", WAREHOUSE_A, PRODUCT, 5, origin=Origin.kafka("movements", 0, 7)
     )
     [first] = apply_events(ledger_conn, [record])
-    seed(ledger_conn, ledger_make_event, WAREHOUSE_A, 5)
+    seed(ledger_conn, ledger_make_event, WAREHOUSE_A, 5)  # the arrival retries the waiting departure
 
-    [again] = apply_events(ledger_conn, [record])
+    [again] = apply_events(ledger_conn, [record])  # the same record redelivered
+
+    assert (first.status, first.reason) == ("rejected", "insufficient_stock")
+    assert (again.status, again.rejected_event_id, again.redelivered) == (
+        "rejected",
+        first.rejected_event_id,
+        True,
+    )
+    assert stock(ledger_conn, WAREHOUSE_A) == 0
+    movement = get_movement(ledger_conn, MOVEMENT)
+    assert movement is not None and movement.departed_quantity == 5
+    [(reason, replay_status)] = ledger_conn.execute(
+        "SELECT reason, replay_status FROM rejected_events"
+    ).fetchall()
+    assert (reason, replay_status) == ("insufficient_stock", "applied")
+    assert len(applied_log(ledger_conn)) == 2
+
+
+def test_without_the_retry_window_a_refused_departure_waits_for_the_operator(
+    ledger_conn: psycopg.Connection, ledger_make_event: Make
+) -> None:
+    record = ledger_make_event(
+        MOVEMENT, "departure", WAREHOUSE_A, PRODUCT, 5, origin=Origin.kafka("movements", 0, 7)
+    )
+    [first] = apply_events(ledger_conn, [record], auto_replay_window=0)
+    restock = ledger_make_event(uuid4(), "arrival", WAREHOUSE_A, PRODUCT, 5)
+    apply_events(ledger_conn, [restock], auto_replay_window=0)
+
+    [again] = apply_events(ledger_conn, [record], auto_replay_window=0)
 
     assert (again.status, again.reason) == ("rejected", "insufficient_stock")
     assert again.rejected_event_id == first.rejected_event_id
     assert stock(ledger_conn, WAREHOUSE_A) == 5
     assert get_movement(ledger_conn, MOVEMENT) is None
-    assert [r[1] for r in parked(ledger_conn)] == ["insufficient_stock"]
 
 
 def test_kafka_record_twice_in_one_batch_is_decided_once(
@@ -520,12 +547,11 @@ def test_kafka_record_twice_in_one_batch_is_decided_once(
 
     outcomes = apply_events(ledger_conn, [record, restock, record])
 
-    assert statuses(outcomes) == [
-        ("rejected", "insufficient_stock"),
-        ("applied", None),
-        ("rejected", "insufficient_stock"),
-    ]
-    assert stock(ledger_conn, WAREHOUSE_A) == 5
+    # Refused, then applied when the restock later in the batch raised the stock; the copy follows.
+    assert statuses(outcomes) == [("applied", None), ("applied", None), ("applied", None)]
+    assert outcomes[2].redelivered
+    assert stock(ledger_conn, WAREHOUSE_A) == 0
+    assert parked(ledger_conn) == []
 
 
 def test_other_kafka_records_and_webhook_calls_are_each_parked(

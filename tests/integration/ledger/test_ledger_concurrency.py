@@ -17,8 +17,9 @@ from psycopg_pool import ConnectionPool
 
 from common.db import LostRace, run_in_transaction
 from common.events import IncomingEvent
-from common.ledger import Outcome, apply_events
-from common.views import get_movement, get_stock
+from common.ledger import apply_events
+from common.outcomes import Outcome
+from common.reads import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

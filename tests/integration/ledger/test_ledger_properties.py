@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from common.events import IncomingEvent, Origin, parse_event
 from common.ledger import apply_events
-from common.views import get_movement, get_stock
+from common.reads import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

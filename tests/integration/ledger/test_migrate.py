@@ -98,7 +98,7 @@ def test_concurrent_migrations_from_processes_apply_the_schema_once(
     ledger_fresh_database: FreshDatabase,
 ) -> None:
     url = ledger_fresh_database()
-    command = [sys.executable, "-m", "common.migrate", "--database-url", url]
+    command = [sys.executable, "-m", "cli", "migrate", "--database-url", url]
 
     processes = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""The read models (common/views.py) over what apply_events wrote."""
+"""The read models (common/reads.py) over what apply_events wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from common.events import IncomingEvent
 from common.ledger import apply_events
-from common.views import get_movement, get_stock
+from common.reads import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ import pytest
 from fastapi import APIRouter
 from starlette.testclient import TestClient
 
-from common.listing import BadCursor, decode_cursor, encode_cursor
-from functions.http_common import bearer_token_ok, make_app
+from common.cursor import BadCursor, decode_cursor, encode_cursor
+from functions.http.app import make_app
+from functions.http.guards import bearer_token_ok
 
 
 def _app() -> TestClient:
@@ -25,7 +26,7 @@ def _app() -> TestClient:
 def test_unexpected_error_is_generic_json_500_with_the_logged_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="functions.http_common"):
+    with caplog.at_level(logging.ERROR, logger="functions.http.app"):
         response = _app().get("/boom", headers={"x-request-id": "req-42"})
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error", "request_id": "req-42"}
