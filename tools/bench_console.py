@@ -186,10 +186,27 @@ def generate(applied_target: int, seed: int) -> Stream:
     return Stream(payloads=payloads, expected_applied=applied, start=start)
 
 
-def seed(url: str, stream: Stream) -> dict[str, int]:
-    outcomes = {"applied": 0, "duplicate": 0, "rejected": 0}
+CONSOLE_INDEXES = (
+    "movements_in_transit_idx",
+    "movements_routes_idx",
+    "movement_events_history_idx",
+    "rejected_events_movement_idx",
+)
+
+
+def migration_0003() -> str:
+    return (ROOT / "common" / "migrations" / "0003_console.sql").read_text()
+
+
+def seed(url: str, stream: Stream, *, without_console_indexes: bool = False) -> dict[str, float]:
+    """Apply the stream through the ledger; returns the outcomes and the ledger's seconds."""
+    outcomes: dict[str, float] = {"applied": 0, "duplicate": 0, "rejected": 0}
     with psycopg.connect(url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
+        if without_console_indexes:  # what-if: the write cost of migration 0003
+            conn.execute("DROP INDEX " + ", ".join(CONSOLE_INDEXES))
+            conn.commit()
+        began = time.perf_counter()
         for first in range(0, len(stream.payloads), BATCH):
             chunk = stream.payloads[first : first + BATCH]
             items = [
@@ -199,6 +216,10 @@ def seed(url: str, stream: Stream) -> dict[str, int]:
             with conn.transaction():
                 for outcome in apply_events(conn, items):
                     outcomes[outcome.status] += 1
+        outcomes["ledger_seconds"] = time.perf_counter() - began
+        if without_console_indexes:
+            conn.execute(migration_0003())  # the indexes back, for the pages
+            conn.commit()
         with conn.transaction():
             # As if the week had been ingested as it happened.
             conn.execute("UPDATE movement_events SET received_at = occurred_at + interval '2 seconds'")
@@ -342,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--reuse", action="store_true", help="time the database seeded by a --keep run")
+    parser.add_argument(
+        "--without-console-indexes",
+        action="store_true",
+        help="what-if: seed without migration 0003's indexes (their write cost), then add them",
+    )
     args = parser.parse_args(argv)
 
     base_url = stack_database_url()
@@ -356,13 +382,15 @@ def main(argv: list[str] | None = None) -> int:
         stream = generate(args.events, args.seed)
         generated = time.perf_counter() - began
         began = time.perf_counter()
-        outcomes = seed(url, stream)
+        outcomes = seed(url, stream, without_console_indexes=args.without_console_indexes)
         seeded = time.perf_counter() - began
-        total = len(stream.payloads)
+        total, ledger = len(stream.payloads), outcomes["ledger_seconds"]
         print(
-            f"seeded {total:,} events in {seeded:.1f} s ({total / seeded:,.0f}/s; "
-            f"stream built in {generated:.1f} s): {outcomes['applied']:,} applied, "
-            f"{outcomes['duplicate']:,} duplicates, {outcomes['rejected']:,} refused"
+            f"seeded {total:,} events in {seeded:.1f} s (stream built in {generated:.1f} s): "
+            f"{outcomes['applied']:,.0f} applied, {outcomes['duplicate']:,.0f} duplicates, "
+            f"{outcomes['rejected']:,.0f} refused; the ledger alone {ledger:.1f} s, "
+            f"{total / ledger:,.0f} events/s"
+            + (" (without migration 0003's indexes)" if args.without_console_indexes else "")
         )
     with psycopg.connect(url) as conn:
         counts = conn.execute(
