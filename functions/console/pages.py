@@ -8,7 +8,6 @@ which field is wrong (status 422), not a JSON body a person would have to decode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from common.config import get_settings
 from common.cursor import BadCursor
 from common.db import get_pool
 from common.reads import list_movements
+from functions.console.api import in_lambda
 from functions.console.assets import static_url
 from functions.http.guards import bearer_token_ok
 
@@ -92,10 +92,6 @@ _env = Environment(
 )
 _env.filters.update(time=_format_time, duration=_format_duration, num=_format_int, short=_short)
 _env.globals.update(static=static_url)
-
-
-def in_lambda() -> bool:
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
