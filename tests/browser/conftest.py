@@ -5,7 +5,7 @@ Playwright for Python; `playwright install` is never run, no browser is download
   emptied at the start of the session and filled with a small, realistic week through the
   webhook (and the ledger functions for what the webhook cannot produce), so every page has
   content and the screenshots show something an operator would recognise.
-- The browser: launched once per session (Playwright gives it a fresh temporary user-data dir),
+- The browser: launched once per test module (Playwright gives it a fresh temporary user-data dir),
   headless, without the features that phone home (`CHROMIUM_ARGS`), and with every host name but
   127.0.0.1 unresolvable. Each test gets a new context (fresh storage) whose requests are all
   routed through a guard: a request to any other host is refused and recorded, and fails the test,
@@ -183,7 +183,9 @@ def console_data(api: httpx.Client, browser_database: str) -> Week:
 # -------------------------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in this thread while it is
+# open, and later suites (Mangum in tests/lambda) need to run their own.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package "
