@@ -6,18 +6,25 @@ SHELL := /bin/bash
 STACK := bash infra/scripts/stack.sh
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k stack -x"
 PYTEST_ARGS ?=
+# The benchmark and the load test read BENCH_ARGS / LOADTEST_ARGS from the environment (make
+# exports command-line variables), e.g. make bench BENCH_ARGS="--only cold --runs 1"
+# Extra arguments for the fault suite, e.g. make chaos CHAOS_ARGS=--short
+CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run up test stop status clean-stack lint lint-infra bench loadtest chaos
+.PHONY: help run up venv test stop status clean-stack lint lint-infra typecheck lock bench loadtest chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-run: ## venv + PostgreSQL, Redis, Kafka (installed/started when missing) + migrations, then the app
+run: ## venvs + PostgreSQL, Redis, Kafka (installed/started when missing) + migrations, then the app
 	@$(STACK) run
 
 up: ## the same set-up as `make run`, without the app
 	@$(STACK) up
+
+venv: ## only .venv (runtime + local + dev, Python 3.13) and tools/lint/.venv, from the locks
+	@$(STACK) venv
 
 test: ## set-up, then ruff, lint-infra and pytest over tests/ (non-zero on any failure)
 	@$(STACK) test $(PYTEST_ARGS)
@@ -28,27 +35,26 @@ stop: ## stop exactly what make run/test started (pids in .stack/pids/)
 status: ## which services are up, and which of them this stack started
 	@$(STACK) status
 
-clean-stack: ## stop, then delete the stack's data (PostgreSQL cluster, Kafka data, logs); keeps .venv and jars
+clean-stack: ## stop, then delete the stack's data (PostgreSQL cluster, Kafka data, logs); keeps the venvs and jars
 	@$(STACK) clean
 
 lint: ## ruff over the Python code
-	@.venv/bin/ruff check .
+	@$(STACK) venv && .venv/bin/ruff check .
 
-lint-infra: ## infra/scripts/lint-infra.sh, when it exists
-	@if [ -f infra/scripts/lint-infra.sh ]; then bash infra/scripts/lint-infra.sh; \
-	else echo "lint-infra: infra/scripts/lint-infra.sh not available yet, skipped"; fi
+lint-infra: ## cfn-lint (template and its SAM transform), Compose schema, Dockerfile, shell scripts
+	@$(STACK) venv && bash infra/scripts/lint-infra.sh
 
-bench: ## infra/scripts/bench.sh
-	@$(call optional_script,bench)
+typecheck: ## mypy over cli/, common/, functions/, tools/ and tests/ (configured in pyproject.toml)
+	@$(STACK) venv && .venv/bin/mypy
 
-loadtest: ## infra/scripts/loadtest.sh
-	@$(call optional_script,loadtest)
+lock: ## after a dependency change: uv lock (project and lint tools), regenerate requirements.txt
+	@bash infra/scripts/lock.sh
 
-chaos: ## infra/scripts/chaos.sh
-	@$(call optional_script,chaos)
+bench: ## the benchmark table (infra/scripts/bench.sh; BENCH_ARGS="--only cold --runs 1")
+	@bash infra/scripts/bench.sh
 
-# Run infra/scripts/$(1).sh, or say it is not there yet (and fail: nothing was run).
-define optional_script
-if [ -f infra/scripts/$(1).sh ]; then bash infra/scripts/$(1).sh; \
-else echo "$(1): not available yet (infra/scripts/$(1).sh does not exist)"; exit 1; fi
-endef
+loadtest: ## 60 s of Kafka ingestion with GET stock reads, and a chart (infra/scripts/loadtest.sh; LOADTEST_ARGS)
+	@bash infra/scripts/loadtest.sh
+
+chaos: ## the fault suite on its own stack (infra/scripts/chaos.sh; CHAOS_ARGS=--short)
+	@bash infra/scripts/chaos.sh $(CHAOS_ARGS)

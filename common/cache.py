@@ -1,10 +1,14 @@
 """Redis read-through cache for the two brief GET endpoints, never stale after a write.
 
-Keys are versioned: every write bumps `ver:<name>` after its transaction commits, and readers
-fetch the version (and the cache generation, see `invalidate`) and the entry for that version in
-one round trip. A reader that loaded an old
-row just before the bump stores it under the old version, which nobody asks for again, so a read
-that starts after a write's commit can never see the value from before it.
+Keys are versioned: every write sets `ver:<name>` to a fresh random token after its transaction
+commits, and readers fetch the version (and the cache generation, see `invalidate`) and the entry
+for that version in one round trip. A reader that loaded an old row just before the bump stores
+it under the old version, which nobody asks for again, so a read that starts after a write's
+commit can never see the value from before it.
+
+Versions are random tokens, never counters: a version key that expires or is evicted (Redis under
+`allkeys-lru`) is re-created by the next reader with a new token, so an entry stored under an
+earlier version can never become current again (a counter restarting at 1 would revive it).
 
 Redis down or slow (short socket timeouts) is not an error: reads fall through to PostgreSQL
 with a warning, and the warning is rate-limited so an outage does not flood the log.
@@ -13,6 +17,7 @@ with a warning, and the warning is rate-limited so an outage does not flood the 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,19 +29,30 @@ from common.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] = generation key, KEYS[2] = version key, ARGV[1] = entry key prefix.
+# KEYS[1] = generation key, KEYS[2] = version key; ARGV[1] = entry key prefix, ARGV[2] and ARGV[3]
+# = fresh tokens for a missing generation / version, ARGV[4] = their TTL.
 # Returns {"<generation>:<version>", entry or false}: one round trip.
 _READ_SCRIPT = """
-local tag = (redis.call('GET', KEYS[1]) or '0') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  gen = ARGV[2]
+  redis.call('SET', KEYS[1], gen)
+end
+local ver = redis.call('GET', KEYS[2])
+if not ver then
+  ver = ARGV[3]
+  redis.call('SET', KEYS[2], ver, 'EX', ARGV[4])
+end
+local tag = gen .. ':' .. ver
 return {tag, redis.call('GET', ARGV[1] .. tag)}
 """
 GENERATION_KEY = "cache:generation"
 
-# KEYS = version keys, ARGV[1] = their TTL. One round trip however many names a batch touched.
+# KEYS = version keys, ARGV[1] = their TTL, ARGV[2..] = a fresh token per key. One round trip
+# however many names a batch touched.
 _BUMP_SCRIPT = """
-for _, key in ipairs(KEYS) do
-  redis.call('INCR', key)
-  redis.call('EXPIRE', key, ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
 end
 return #KEYS
 """
@@ -123,7 +139,9 @@ def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
     if r is None or not _debt_paid():
         return load()
     try:
-        tag, cached = _read_script(keys=[GENERATION_KEY, f"ver:{name}"], args=[f"val:{name}:"])
+        tag, cached = _read_script(
+            keys=[GENERATION_KEY, f"ver:{name}"], args=[f"val:{name}:", _token(), _token(), _version_ttl()]
+        )
     except redis.RedisError as exc:
         _warn("read", exc)
         return load()
@@ -153,9 +171,8 @@ def invalidate(names: Iterable[str]) -> None:
         return
     if _owes_generation and not _pay_generation():
         return
-    ttl = max(get_settings().cache_ttl_seconds * 2, 60)
     try:
-        _bump_script(keys=keys, args=[ttl])
+        _bump_script(keys=keys, args=[_version_ttl(), *(_token() for _ in keys)])
     except redis.RedisError as exc:
         _owes_generation = True
         _warn("invalidate", exc)
@@ -163,6 +180,16 @@ def invalidate(names: Iterable[str]) -> None:
 
 _owes_generation = False
 _last_payment_attempt = 0.0
+
+
+def _token() -> str:
+    """A version nobody has used: random, so an expired or evicted version never comes back."""
+    return secrets.token_hex(8)
+
+
+def _version_ttl() -> int:
+    """Versions outlive the entries stored under them; an expired one is simply re-created."""
+    return max(get_settings().cache_ttl_seconds * 2, 60)
 
 
 def _debt_paid() -> bool:
@@ -181,7 +208,7 @@ def _pay_generation() -> bool:
     if writer is None:
         return False
     try:
-        writer.incr(GENERATION_KEY)
+        writer.set(GENERATION_KEY, _token())
     except redis.RedisError as exc:
         _warn("generation bump", exc)
         return False

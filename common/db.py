@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import psycopg
 from psycopg import errors
@@ -36,6 +36,10 @@ _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """A naive UTC wall-clock value read with `AT TIME ZONE 'UTC'`, tagged as UTC.
 

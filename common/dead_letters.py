@@ -223,6 +223,33 @@ def _replay_detail(outcome: Outcome, auto: bool) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Copy:
+    """What a dead-letter topic copy carries."""
+
+    id: int
+    raw: bytes
+    reason: Reason
+    detail: str
+    origin: str
+    cluster: str | None
+
+
+def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
+    """The dead letters `ids` as their dead-letter topic copies, in id order."""
+    rows = conn.execute(
+        """
+        SELECT id, raw_payload, reason, detail, kafka_topic, kafka_partition, kafka_offset, kafka_cluster
+        FROM rejected_events WHERE id = ANY(%s::int8[]) ORDER BY id
+        """,
+        (ids,),
+    ).fetchall()
+    return [
+        Copy(int(rid), bytes(raw), Reason(reason), detail, f"{topic}/{partition}@{offset}", cluster)
+        for rid, raw, reason, detail, topic, partition, offset, cluster in rows
+    ]
+
+
 # --- the list ------------------------------------------------------------------------------------
 
 

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -23,50 +20,17 @@ from pydantic import (
     ValidationError,
 )
 
+from common.movement import MovementData
+from common.outcomes import FieldError, describe_errors, field_error
+
 EVENT_TYPE = "ru.retail.warehouses.movement"
 SPEC_VERSION = "1.0"
-MAX_QUANTITY = 1_000_000_000
-
-EventKind = Literal["arrival", "departure"]
-
-
-def _lower_event(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
 
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
-
-
-def _iso_timestamp(value: object) -> datetime:
-    """ISO-8601 text only (no epoch numbers); a time without an offset is UTC."""
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO-8601 date-time string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be an ISO-8601 date-time string") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
-
-
-class MovementData(BaseModel):
-    """One half of a movement: goods leaving (`departure`) or reaching (`arrival`) a warehouse."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    movement_id: UUID
-    warehouse_id: UUID
-    product_id: UUID
-    event: Annotated[EventKind, BeforeValidator(_lower_event)]
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
-    timestamp: Annotated[datetime, BeforeValidator(_iso_timestamp)]
 
 
 class Envelope(BaseModel):
@@ -152,7 +116,7 @@ class IncomingEvent:
     raw: bytes
     origin: Origin
     envelope: Envelope | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
 
     @property
     def is_valid(self) -> bool:
@@ -160,7 +124,7 @@ class IncomingEvent:
 
     @property
     def error_detail(self) -> str:
-        return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+        return describe_errors(self.errors)
 
     @property
     def digest(self) -> bytes:
@@ -175,10 +139,10 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_errors(exc: ValidationError) -> list[FieldError]:
     """Pydantic's errors as `{field, message, type}`, the field dotted (`data.quantity`)."""
     return [
-        {"field": _field_name(err["loc"]), "message": err["msg"], "type": err["type"]}
+        field_error(_field_name(err["loc"]), err["msg"], err["type"])
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 
@@ -187,15 +151,11 @@ def parse_event(raw: bytes | str, origin: Origin) -> IncomingEvent:
     """Validate one JSON payload. Never raises: invalid input comes back with its errors."""
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if not raw_bytes.strip():
-        return IncomingEvent(raw_bytes, origin, errors=[_error("body", "empty payload", "missing")])
+        return IncomingEvent(raw_bytes, origin, errors=[field_error("body", "empty payload", "missing")])
     try:
         envelope = Envelope.model_validate_json(raw_bytes)
     except ValidationError as exc:
         return IncomingEvent(raw_bytes, origin, errors=validation_errors(exc))
     except (ValueError, RecursionError) as exc:  # pragma: no cover - pydantic wraps nearly all
-        return IncomingEvent(raw_bytes, origin, errors=[_error("body", str(exc)[:200], "json_invalid")])
+        return IncomingEvent(raw_bytes, origin, errors=[field_error("body", str(exc)[:200], "json_invalid")])
     return IncomingEvent(raw_bytes, origin, envelope=envelope)
-
-
-def _error(name: str, message: str, kind: str) -> dict[str, Any]:
-    return {"field": name, "message": message, "type": kind}

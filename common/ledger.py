@@ -31,7 +31,8 @@ from psycopg.pq import TransactionStatus
 from common import dead_letters, outbox, outcome_counts, store
 from common.config import get_settings
 from common.db import LostRace
-from common.events import IncomingEvent, MovementData
+from common.events import IncomingEvent
+from common.movement import MovementData
 from common.outcomes import Outcome, Reason, Status
 from common.rules import (
     BatchDecisions,

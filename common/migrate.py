@@ -73,7 +73,9 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
         _ensure_table(conn)
-        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        done: dict[str, str | None] = dict(
+            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        )
         files = {path.stem: path for path in migration_files()}
         for version, recorded in done.items():
             if version in files and recorded is not None and recorded != checksum(files[version]):
@@ -89,7 +91,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
                         (checksum(path), version),
                     )
                 continue
-            conn.execute(path.read_text())  # type: ignore[arg-type]  # trusted SQL from the repository
+            conn.execute(path.read_bytes())  # trusted SQL from the repository
             conn.execute(
                 "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)", (version, checksum(path))
             )
@@ -110,7 +112,7 @@ def status(conn: psycopg.Connection) -> list[MigrationState]:
             query = "SELECT version, {}, applied_at FROM schema_migrations".format(
                 "checksum" if has_checksum else "NULL"
             )
-            rows = {v: (c, at) for v, c, at in conn.execute(query)}  # type: ignore[arg-type]  # constant SQL
+            rows = {v: (c, at) for v, c, at in conn.execute(query.encode())}  # constant SQL
     files = {path.stem: path for path in migration_files()}
     states = []
     for version in sorted(set(files) | set(rows)):

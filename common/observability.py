@@ -124,8 +124,8 @@ def record_outcomes(outcomes: Iterable[Outcome], origin: str) -> None:
     """Count each event once, by the outcome it is counted under (a redelivery is a duplicate)."""
     counts: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
-        status, reason = outcome.counted_as
-        counts[(status, reason or "")] += 1
+        counted, why = outcome.counted_as
+        counts[(counted.value, why.value if why else "")] += 1
     for (status, reason), n in counts.items():
         labels = {"outcome": status, "reason": reason, "origin": origin}
         if _prometheus is not None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from common.config import get_settings
+from common import dead_letters, kafka_client
+from common.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,43 +58,47 @@ def publish_pending(conn: psycopg.Connection, *, limit: int = PUBLISH_BATCH) -> 
         return 0
     try:
         with conn.transaction():
-            rows = conn.execute(
+            queued = conn.execute(
                 """
-                SELECT o.rejected_event_id, o.topic, r.raw_payload, r.reason, r.detail,
-                       r.kafka_cluster, r.kafka_topic, r.kafka_partition, r.kafka_offset
-                FROM dead_letter_outbox o JOIN rejected_events r ON r.id = o.rejected_event_id
-                ORDER BY o.rejected_event_id
+                SELECT rejected_event_id, topic FROM dead_letter_outbox
+                ORDER BY rejected_event_id
                 LIMIT %s
-                FOR UPDATE OF o SKIP LOCKED
+                FOR UPDATE SKIP LOCKED
                 """,
                 (limit,),
             ).fetchall()
-            if not rows:
+            if not queued:
                 return 0
+            topics: dict[int, str] = dict(queued)
             producer = _dlq_producer()
-            for rid, topic, raw, reason, detail, cluster, src_topic, partition, offset in rows:
-                origin = f"{src_topic}/{partition}@{offset}"
+            for copy in dead_letters.copies(conn, list(topics)):
                 producer.send(
-                    topic,
-                    key=message_key(rid),
-                    value=bytes(raw),
+                    topics[copy.id],
+                    key=message_key(copy.id),
+                    value=copy.raw,
                     headers=[
-                        ("reason", str(reason).encode()),
-                        ("detail", str(detail).encode("utf-8", "replace")[:DETAIL_HEADER_BYTES]),
-                        ("origin", origin.encode()),
-                        ("cluster", (cluster or "").encode()),
-                        ("rejected_event_id", str(rid).encode()),
+                        ("reason", str(copy.reason).encode()),
+                        ("detail", copy.detail.encode("utf-8", "replace")[:DETAIL_HEADER_BYTES]),
+                        ("origin", copy.origin.encode()),
+                        ("cluster", (copy.cluster or "").encode()),
+                        ("rejected_event_id", str(copy.id).encode()),
                     ],
                 )
             producer.flush(timeout=10)
             conn.execute(
-                "DELETE FROM dead_letter_outbox WHERE rejected_event_id = ANY(%s::int8[])",
-                ([row[0] for row in rows],),
+                "DELETE FROM dead_letter_outbox WHERE rejected_event_id = ANY(%s::int8[])", (list(topics),)
             )
     except Exception:  # the copies stay queued; the dead letters themselves are safe
         logger.exception("copying parked records to the dead-letter topic failed; will retry")
         return 0
-    return len(rows)
+    return len(topics)
+
+
+def producer_arguments(settings: Settings) -> dict[str, Any]:
+    """The DLQ producer's arguments: the same security (TLS, SASL, MSK IAM) as every client."""
+    return kafka_client.producer_config(
+        settings, "warehouse-dlq", linger_ms=5, max_block_ms=5000, request_timeout_ms=10000
+    )
 
 
 def _dlq_producer() -> Any:
@@ -104,14 +109,7 @@ def _dlq_producer() -> Any:
             if _producer is None:
                 from kafka import KafkaProducer
 
-                _producer = KafkaProducer(
-                    bootstrap_servers=get_settings().kafka_bootstrap_servers.split(","),
-                    acks="all",
-                    linger_ms=5,
-                    max_block_ms=5000,
-                    request_timeout_ms=10000,
-                    client_id="warehouse-dlq",
-                )
+                _producer = KafkaProducer(**producer_arguments(get_settings()))
     return _producer
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
-    from common.events import MovementData
+    from common.movement import MovementData
 
 
 class Status(StrEnum):

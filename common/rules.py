@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from common.events import MovementData
+from common.movement import MovementData
 from common.outcomes import Reason, Status
 
 StockKey = tuple[UUID, UUID]  # (warehouse_id, product_id)

@@ -11,7 +11,8 @@ from uuid import UUID
 import psycopg
 
 from common.db import LostRace, as_utc
-from common.events import IncomingEvent, MovementData
+from common.events import IncomingEvent
+from common.movement import MovementData
 from common.rules import Half, LedgerState, MovementState, StockKey, stock_key
 
 

@@ -83,6 +83,10 @@ def _redis_state() -> str:
 
 def _kafka_state(settings: Settings, poller: Any) -> str:
     """The poller's own state when it runs, else whether the first bootstrap server takes a TCP connection."""
+    # (kafka branch) `status` is the state plus the reason when the broker refused the poller,
+    # e.g. "authentication_failed: ... invalid credentials with SASL mechanism SCRAM-SHA-512".
+    if poller is not None and isinstance(getattr(poller, "status", None), str):
+        return str(poller.status)
     if poller is not None and isinstance(getattr(poller, "state", None), str):
         return poller.state
     first = settings.kafka_bootstrap_servers.split(",")[0].strip()

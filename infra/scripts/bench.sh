@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: bring the local stack up, then print the benchmark table (tests/bench/run_bench.py).
+# `make bench`: bring the local stack up, then print the benchmark table (tools/bench/run_bench.py).
 #
 #   make bench                          every row, each the median of 3 runs (about 10-15 minutes)
 #   make bench BENCH_ARGS="--soak"      also the poller's memory over 1,000,000 Kafka events
@@ -19,7 +19,7 @@ cd "$REPO_ROOT"
 say() { printf '[bench] %s\n' "$*" >&2; }
 
 if [[ -f infra/scripts/stack.sh ]]; then
-    # A failed set-up step (say, a requirements change pip cannot resolve) need not stop a benchmark
+    # A failed set-up step (say, a lock uv cannot install) need not stop a benchmark
     # of the services already running; run_bench.py fails loudly if they are not.
     bash infra/scripts/stack.sh up || say "stack.sh up failed (see above): going on with what is running"
 else
@@ -39,10 +39,11 @@ PYLIB=$BENCH_PYLIB
 if ! "$PY" -c 'import crc32c' 2>/dev/null && [[ ! -d $PYLIB/crc32c ]]; then
     say "installing crc32c into $PYLIB (for the benchmark's Kafka producer only)"
     mkdir -p "$PYLIB"
-    "$PY" -m pip install -q --disable-pip-version-check --target "$PYLIB" crc32c ||
+    # .venv is made by uv and has no pip; its uv installs into the target directory.
+    "$REPO_ROOT/.venv/bin/uv" pip install --quiet --python "$PY" --target "$PYLIB" crc32c ||
         say "crc32c unavailable: the producer will checksum in pure Python (slower load generator)"
 fi
 
 # loadtest.sh reuses this set-up with its own entry point.
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-exec "$PY" "${BENCH_ENTRY:-tests/bench/run_bench.py}" ${BENCH_ARGS:-} "$@"
+exec "$PY" "${BENCH_ENTRY:-tools/bench/run_bench.py}" ${BENCH_ARGS:-} "$@"

@@ -3,7 +3,7 @@
 # The fault suite (`make chaos`): its own PostgreSQL, Redis and Kafka broker on spare ports of
 # 127.0.0.1, in a state directory of its own, never the shared or `make run` services.
 #
-#   chaos.sh [--short] [--keep-state] [--redis-pause]   run the driver (tests/chaos/run.py), tear down
+#   chaos.sh [--short] [--keep-state] [--redis-pause]   run the driver (tools/chaos/run.py), tear down
 #
 # The driver stands the stack up and injects the faults through these subcommands, which reuse
 # the local stack's own start functions (infra/scripts/stack-*.sh) with STACK_DIR and the ports
@@ -170,7 +170,7 @@ cmd_run() {
     trap on_exit EXIT
     trap 'exit 130' INT TERM
     cd "$REPO_ROOT"
-    "$VENV_PY" -m tests.chaos.run --state-dir "$CHAOS_STATE" "$@" || status=$?
+    "$VENV_PY" -m tools.chaos.run --state-dir "$CHAOS_STATE" "$@" || status=$?
     ((status == 0)) || say "FAILED (exit $status); logs kept in $CHAOS_STATE"
     return "$status"
 }

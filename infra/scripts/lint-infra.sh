@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
 # make lint-infra: check the deployment artefacts offline, without AWS or Docker.
 #
-#   1. cfn-lint template.yaml                      (SAM schemas bundled with cfn-lint), and when
-#      aws-sam-translator is installed: the real SAM transform, then cfn-lint of its output
+#   1. cfn-lint template.yaml                      (SAM schemas bundled with cfn-lint), then the
+#      real SAM transform (aws-sam-translator) and cfn-lint of its output
 #   2. docker-compose.yml against the Compose Specification JSON schema vendored in
 #      infra/compose-spec.schema.json               (check-jsonschema, no network)
 #   3. every Compose service has a healthcheck, or says why not (x-healthcheck-reason)
 #   4. Dockerfile: base image pinned to a full version, a non-root USER
 #   5. shell scripts: bash -n, and shellcheck when it is installed
 #
-# Exit status: non-zero when any step found an error. cfn-lint warnings are printed but only fail
-# the run with LINT_INFRA_STRICT=1.
-# Environment: VENV (default .venv), LINT_INFRA_STRICT, LINT_INFRA_SKIP_CFN=1 (skip step 1),
-# TEMPLATE, COMPOSE_FILE_TO_LINT, DOCKERFILE (alternative paths, for tests).
+# Exit status: non-zero when any step found an error (any cfn-lint error, of either template,
+# fails the run). cfn-lint warnings are printed but only fail the run with LINT_INFRA_STRICT=1.
+#
+# The tools come from the lint environment, tools/lint/.venv (locked in tools/lint/uv.lock, made by
+# `bash infra/scripts/stack.sh venv`; `make lint-infra` does that first): cfn-lint stays at the
+# locked release, whose data carries the runtimes' deprecation dates.
+# Environment: LINT_VENV (default tools/lint/.venv), LINT_INFRA_STRICT, LINT_INFRA_SKIP_CFN=1
+# (skip step 1), TEMPLATE, COMPOSE_FILE_TO_LINT, DOCKERFILE (alternative paths, for tests).
 #
 # The vendored schema is check-jsonschema's copy of compose-spec/compose-spec schema/compose-spec.json
 # (Apache-2.0); refresh it with:
-#   cp .venv/lib/python3.11/site-packages/check_jsonschema/builtin_schemas/vendor/compose-spec.json \
+#   cp tools/lint/.venv/lib/python3.13/site-packages/check_jsonschema/builtin_schemas/vendor/compose-spec.json \
 #      infra/compose-spec.schema.json
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 2
 
-VENV=${VENV:-.venv}
-BIN="$VENV/bin"
+LINT_VENV=${LINT_VENV:-tools/lint/.venv}
+BIN="$LINT_VENV/bin"
 TEMPLATE=${TEMPLATE:-template.yaml}
 COMPOSE=${COMPOSE_FILE_TO_LINT:-docker-compose.yml}
 DOCKERFILE=${DOCKERFILE:-Dockerfile}
@@ -36,7 +40,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 for tool in python cfn-lint check-jsonschema; do
     if [[ ! -x $BIN/$tool ]]; then
-        echo "lint-infra: $BIN/$tool is missing; install requirements-dev.txt into $VENV" >&2
+        echo "lint-infra: $BIN/$tool is missing; make the lint environment with" \
+            "\`bash infra/scripts/stack.sh venv\` (or run \`make lint-infra\`)" >&2
         exit 2
     fi
 done
@@ -62,14 +67,15 @@ else
     fi
 fi
 
-# 1b. The real SAM transform, when aws-sam-translator is installed -----------------------------
+# 1b. The real SAM transform ---------------------------------------------------------------------
 # cfn-lint validates SAM resources against its own schemas but no longer runs the transform; the
 # translator (the code CloudFormation runs) catches what those schemas let through. The expanded
 # template is linted again. Offline: CodeUri is swapped for a dummy S3 URI, no AWS call is made.
 if [[ ${LINT_INFRA_SKIP_CFN:-0} == 1 ]]; then
     step "SAM transform: skipped (LINT_INFRA_SKIP_CFN=1)"
 elif ! "$BIN/python" -c "import samtranslator" 2>/dev/null; then
-    step "SAM transform: skipped (pip install aws-sam-translator into $VENV to enable)"
+    step "SAM transform"
+    fail "aws-sam-translator is not importable in $LINT_VENV (tools/lint/uv.lock has it)"
 else
     step "SAM transform of $TEMPLATE, then cfn-lint of the result"
     expanded=$(mktemp --suffix=.json)
@@ -182,12 +188,13 @@ fi
 
 # 5. Shell scripts -----------------------------------------------------------------------------
 step "shell scripts"
-shell_scripts=(infra/docker/entrypoint.sh infra/scripts/lint-infra.sh infra/scripts/chaos.sh)
+shell_scripts=(infra/docker/entrypoint.sh infra/scripts/*.sh .ci/run)
 for script in "${shell_scripts[@]}"; do
     bash -n "$script" || fail "bash -n $script"
 done
 if command -v shellcheck >/dev/null 2>&1; then
-    shellcheck "${shell_scripts[@]}" || fail "shellcheck"
+    # -x: follow the `source`d stack-*.sh files (their `# shellcheck source=` paths are from the root)
+    shellcheck -x "${shell_scripts[@]}" || fail "shellcheck"
     echo "shellcheck: ${shell_scripts[*]} ok"
 else
     echo "shellcheck not installed (apt-get install shellcheck); bash -n only"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make loadtest`: the stack up, then tests/bench/loadtest.py — Kafka ingestion at a steady rate and
+# `make loadtest`: the stack up, then tools/bench/loadtest.py — Kafka ingestion at a steady rate and
 # GET stock over HTTP at the same time for a bounded time; prints a summary and the chart's path
 # (.stack/loadtest/loadtest-<time>.png).
 #
@@ -9,5 +9,5 @@
 #
 # Same set-up as `make bench` (infra/scripts/bench.sh): services, wrk, the producer's crc32c.
 set -euo pipefail
-BENCH_ENTRY=tests/bench/loadtest.py BENCH_ARGS=${LOADTEST_ARGS:-} \
+BENCH_ENTRY=tools/bench/loadtest.py BENCH_ARGS=${LOADTEST_ARGS:-} \
     exec bash "$(dirname "${BASH_SOURCE[0]}")/bench.sh" "$@"

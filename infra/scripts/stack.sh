@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack: a virtualenv, PostgreSQL, Redis and an Apache Kafka broker (KRaft) on 127.0.0.1.
 #
-#   stack.sh up       venv + services + migrations (what `make run` and `make test` do first)
+#   stack.sh venv     .venv and tools/lint/.venv only (uv sync --frozen; when a lock changed)
+#   stack.sh up       venvs + services + migrations (what `make run` and `make test` do first)
 #   stack.sh run      up, then the app in the foreground (`make run`; Ctrl-C stops the app)
 #   stack.sh test     up, then ruff, `make lint-infra` and pytest over tests/ (`make test`)
 #   stack.sh stop     stop exactly what this stack started, by the pids in .stack/pids/ (`make stop`)
@@ -24,11 +25,10 @@ source "$REPO_ROOT/infra/scripts/stack-postgres.sh"
 source "$REPO_ROOT/infra/scripts/stack-redis.sh"
 # shellcheck source=infra/scripts/stack-kafka.sh
 source "$REPO_ROOT/infra/scripts/stack-kafka.sh"
+# shellcheck source=infra/scripts/stack-python.sh
+source "$REPO_ROOT/infra/scripts/stack-python.sh"
 
 cd "$REPO_ROOT"
-
-VENV=$REPO_ROOT/.venv
-VENV_PY=$VENV/bin/python
 
 # Serialise set-ups: fd 9 holds, in turn, a lock for the repository's .venv, one for STACK_DIR (the
 # Kafka jars), and one for the whole machine while services are checked and started (ports, apt
@@ -44,37 +44,6 @@ take_lock() {
 
 release_lock() { exec 9>&-; }
 
-find_python() {
-    local candidate
-    for candidate in ${PYTHON:-} python3 python3.11 python3.12 python3.13; do
-        command -v "$candidate" >/dev/null 2>&1 || continue
-        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-ensure_venv() {
-    local python stamp=$VENV/.requirements.sha256 want
-    if [[ -d $VENV ]] && ! "$VENV_PY" -c 'import sys' >/dev/null 2>&1; then
-        log "venv: $VENV is broken, recreating it"
-        rm -rf "$VENV"
-    fi
-    if [[ ! -x $VENV_PY ]]; then
-        python=$(find_python) || die "Python >= 3.11 not found (set PYTHON=/path/to/python3.11)"
-        log "venv: creating $VENV with $python ($("$python" --version 2>&1))"
-        "$python" -m venv "$VENV"
-    fi
-    want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-    [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return 0
-    log "venv: installing requirements-dev.txt"
-    "$VENV_PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt ||
-        die "pip install -r requirements-dev.txt failed"
-    printf '%s\n' "$want" >"$stamp"
-}
-
 install_missing_packages() {
     local packages=()
     postgres_needs_install && packages+=(postgresql)
@@ -86,8 +55,7 @@ install_missing_packages() {
 cmd_up() {
     local started=$SECONDS
     mkdir -p "$REPO_ROOT/.stack"
-    take_lock "$REPO_ROOT/.stack/venv.lock" "another set-up of $VENV"
-    ensure_venv
+    cmd_venv
     take_lock "$STACK_DIR/stack.lock" "another set-up of $STACK_DIR"
     if ((STACK_EXTERNAL_KAFKA == 0)); then
         check_java
@@ -104,6 +72,14 @@ cmd_up() {
     log "${out##*$'\n'}"
     log "stack ready in $((SECONDS - started))s: postgres $(redact "$DATABASE_URL"), redis $REDIS_URL," \
         "kafka $KAFKA_BOOTSTRAP_SERVERS (logs: $STACK_LOGS)"
+}
+
+# Both Python environments, under the repository's venv lock (parallel `make test` runs).
+cmd_venv() {
+    mkdir -p "$REPO_ROOT/.stack"
+    take_lock "$REPO_ROOT/.stack/venv.lock" "another set-up of $VENV"
+    ensure_venv
+    ensure_lint_venv
 }
 
 redact() { sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#' <<<"$1"; }
@@ -197,6 +173,7 @@ cmd_clean() {
 command=${1:-}
 [[ $# -gt 0 ]] && shift
 case $command in
+    venv) cmd_venv ;;
     up) cmd_up ;;
     run) cmd_run ;;
     test) cmd_test "$@" ;;

@@ -32,7 +32,7 @@ def test_short_fault_suite_passes() -> None:
     if missing:
         pytest.skip(f"the fault suite needs {', '.join(missing)}")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.chaos.run", "--short"],
+        [sys.executable, "-m", "tools.chaos.run", "--short"],
         cwd=ROOT,
         env=dict(os.environ),  # the driver sets every service address its children use itself
         stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ import pytest
 
 from common import cache
 from common.config import get_settings
-from tests.corpus.cases import accepted_cases, rejected_cases, valid_arrival
+from tools.corpus import accepted_cases, rejected_cases, valid_arrival
 
 # A known parse_event bug fails a whole batch: such cases are covered (xfail) by test_corpus_parse only.
 CLEAN_CASES = tuple(c for c in rejected_cases() if not c.known_bug)
@@ -105,7 +105,7 @@ def test_handler_parks_every_bad_record_and_applies_the_good_one(ledger: psycopg
 
     topic = f"corpus-{uuid.uuid4().hex[:10]}"
     good, warehouse, product = valid_arrival(quantity=3)
-    values: list[bytes | None] = [c.body for c in CLEAN_CASES] + [None, good]  # None: a tombstone
+    values: list[bytes | None] = [*(c.body for c in CLEAN_CASES), None, good]  # None: a tombstone
     event = msk_event(topic, values)
     event["records"][f"{topic}-0"].insert(  # a value that is not even base64
         len(CLEAN_CASES), msk_record(topic, 0, len(values), None, raw_value="%%% not base64 %%%")
@@ -133,7 +133,7 @@ def test_handler_applies_odd_but_valid_records_once(ledger: psycopg.Connection) 
 
     topic = f"corpus-{uuid.uuid4().hex[:10]}"
     cases = accepted_cases()
-    values: list[bytes | None] = [c.body for c in cases] + [c.same_as for c in cases if c.same_as]
+    values: list[bytes | None] = [*(c.body for c in cases), *(c.same_as for c in cases if c.same_as)]
 
     assert handler(msk_event(topic, values), None) == {"batchItemFailures": []}
 

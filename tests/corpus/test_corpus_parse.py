@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from common.events import Origin, parse_event
-from tests.corpus.cases import Case, accepted_cases, rejected_cases
+from tools.corpus import Case, accepted_cases, rejected_cases
 
 
 def with_known_bugs(cases: tuple[Case, ...]) -> list[object]:

@@ -17,8 +17,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.chaos import procs
-from tests.corpus.cases import Case, accepted_cases, rejected_cases, valid_arrival
+from tools.chaos import procs
+from tools.corpus import Case, accepted_cases, rejected_cases, valid_arrival
 
 WEBHOOK = "/api/v1/kafka/webhook"
 # What must never reach a client: a Python traceback or our internals.

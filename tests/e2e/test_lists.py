@@ -122,6 +122,7 @@ def test_rejected_events_pages_and_payloads(api: httpx.Client, database_url: str
     raw = b"\xff\xfe not utf-8 \x00"
     with psycopg.connect(database_url, autocommit=True) as conn:
         [parked] = apply_events(conn, [parse_event(raw, Origin.kafka(f"e2e-{new_id()}", 0, 7))])
+        assert parked.rejected_event_id is not None
         binary_id = parked.rejected_event_id
 
     first = api.get("/api/v1/rejected-events", params={"reason": "insufficient_stock", "limit": 2}).json()

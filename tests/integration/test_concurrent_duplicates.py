@@ -109,9 +109,9 @@ def test_a_copy_of_a_new_departure_waiting_on_the_first_answers_duplicate(databa
         assert parked.fetchone() == (0,)
 
 
-def _wait_until_blocked(database_url: str, backend_pid: int) -> None:
+def _wait_until_blocked(database_url: str, backend_pid: int, seconds: float = 10) -> None:
     """Until that backend waits for a lock another transaction holds."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + seconds
     with psycopg.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute("SELECT cardinality(pg_blocking_pids(%s))", (backend_pid,)).fetchone()
@@ -119,3 +119,58 @@ def _wait_until_blocked(database_url: str, backend_pid: int) -> None:
                 return
             time.sleep(0.01)
     raise AssertionError("the second copy never waited on the first")
+
+
+def test_an_arrival_racing_a_departure_that_starts_waiting_on_a_new_stock_applies_it(
+    database_url: str,
+) -> None:
+    """A Kafka departure refused on a (warehouse, product) with no stock row yet, while the first
+    arrival for it is being applied elsewhere: neither transaction can see the other's rows. The
+    departure's placeholder stock row makes the arrival's insert conflict, so the arrival runs
+    again, finds the departure waiting, and applies it: it is never left parked with stock there."""
+    warehouse, product, topic = uuid4(), uuid4(), f"race-{uuid4()}"
+    departure = body(
+        envelope(
+            "departure",
+            movement_id=new_id(),
+            warehouse_id=str(warehouse),
+            product_id=str(product),
+            quantity=3,
+        )
+    )
+    arrival = body(
+        envelope(
+            "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product), quantity=5
+        )
+    )
+    answers: list[Outcome] = []
+    with psycopg.connect(database_url) as first, psycopg.connect(database_url, autocommit=True) as second:
+        with first.transaction():
+            [refused] = apply_events(first, [parse_event(departure, Origin.kafka(topic, 1, 0))])
+            item = parse_event(arrival, Origin.kafka(topic, 0, 0))
+            racing = threading.Thread(
+                target=lambda: answers.extend(
+                    run_in_transaction(lambda c: apply_events(c, [item]), conn=second)
+                )
+            )
+            racing.start()
+            blocked = _blocked_within(database_url, second.info.backend_pid, seconds=2)
+        racing.join(30)
+
+    assert (refused.status, refused.reason) == ("rejected", "insufficient_stock")
+    assert blocked, "the arrival did not wait for the departure's placeholder"
+    assert [a.status for a in answers] == ["applied"]
+    with psycopg.connect(database_url) as conn:
+        assert get_stock(conn, warehouse, product).quantity == 2
+        [(status,)] = conn.execute(
+            "SELECT replay_status FROM rejected_events WHERE warehouse_id = %s", (warehouse,)
+        ).fetchall()
+    assert status == "applied"
+
+
+def _blocked_within(database_url: str, backend_pid: int, seconds: float) -> bool:
+    try:
+        _wait_until_blocked(database_url, backend_pid, seconds)
+    except AssertionError:
+        return False
+    return True

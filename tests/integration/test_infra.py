@@ -34,6 +34,9 @@ SCHEMA = ROOT / "infra" / "compose-spec.schema.json"
 ENTRYPOINT = ROOT / "infra" / "docker" / "entrypoint.sh"
 WAIT_FOR = ROOT / "infra" / "docker" / "wait_for.py"
 LINT_SCRIPT = ROOT / "infra" / "scripts" / "lint-infra.sh"
+# cfn-lint, aws-sam-translator and check-jsonschema live in their own locked environment (made by
+# `stack.sh venv`), never in the test environment: there they would pick the runtime's pydantic.
+LINT_VENV = ROOT / "tools" / "lint" / ".venv"
 
 # Parameters holding a Secrets Manager ARN: the only things a role may call GetSecretValue on.
 SECRET_PARAMETERS = (
@@ -90,23 +93,44 @@ def api_gateway_path(path: str) -> str:
 
 
 def venv_tool(name: str) -> Path:
-    """A console script of the running interpreter's environment, else of the repository's .venv."""
-    for candidate in (Path(sys.executable).parent / name, ROOT / ".venv" / "bin" / name):
-        if candidate.is_file():
-            return candidate
-    pytest.skip(f"{name} is not installed (requirements-dev.txt)")
+    """A console script of the lint environment (tools/lint/.venv)."""
+    candidate = LINT_VENV / "bin" / name
+    if not candidate.is_file():
+        pytest.fail(f"{candidate} is missing: make the lint environment with `make venv`")
+    return candidate
+
+
+def in_lint_env(code: str, *args: str) -> Any:
+    """Run `code` with the lint environment's Python; it prints one JSON document, returned parsed."""
+    done = subprocess.run(
+        [str(venv_tool("python")), "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "eu-central-1"},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 # ------------------------------------------------------------------------------------ template
 
 
+# The template as cfn-lint reads it (short-form intrinsics like !Ref expanded), as JSON.
+DECODE = """
+import json, sys
+from cfnlint.decode import decode
+parsed, matches = decode(sys.argv[1])
+print(json.dumps({"template": parsed, "matches": [str(m) for m in matches or []]}))
+"""
+
+
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    from cfnlint.decode import decode
-
-    parsed, matches = decode(str(TEMPLATE))
-    assert not matches, [str(m) for m in matches]
-    return parsed
+    decoded = in_lint_env(DECODE, str(TEMPLATE))
+    assert not decoded["matches"], decoded["matches"]
+    return decoded["template"]
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +140,10 @@ def resources(template) -> dict[str, Any]:
 
 def sam_function_schema() -> dict[str, Any]:
     """cfn-lint's JSON schema of AWS::Serverless::Function (its event types are under definitions)."""
-    import cfnlint
-
-    schemas = Path(cfnlint.__file__).parent / "data" / "schemas"
+    package = in_lint_env(
+        "import json, pathlib, cfnlint; print(json.dumps(str(pathlib.Path(cfnlint.__file__).parent)))"
+    )
+    schemas = Path(package) / "data" / "schemas"
     digest = json.loads((schemas / "providers" / "sam.json").read_text())["AWS::Serverless::Function"]
     return json.loads((schemas / "resources" / f"{digest}.json").read_text())
 
@@ -225,22 +250,30 @@ def test_http_api_routes_are_exact(resources) -> None:
     assert "StageName" not in resources["HttpApi"]["Properties"]
 
 
-def test_sam_transform_expands_the_template(monkeypatch) -> None:
+# The real SAM transform, offline: CodeUri swapped for a dummy S3 URI, no managed policy lookup.
+TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+
+class NoManagedPolicies:
+    def load(self):
+        raise AssertionError("managed policy lookup attempted (needs AWS)")
+
+
+with open(sys.argv[1], encoding="utf-8") as fh:
+    parsed = yaml_parse(fh.read())
+for resource in parsed["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
+print(json.dumps(transform(parsed, {}, NoManagedPolicies())["Resources"]))
+"""
+
+
+def test_sam_transform_expands_the_template() -> None:
     """The real SAM translator (what CloudFormation runs) accepts the template, offline."""
-    pytest.importorskip("samtranslator", reason="aws-sam-translator is not installed")
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    class NoManagedPolicies:
-        def load(self):
-            raise AssertionError("managed policy lookup attempted (needs AWS)")
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    parsed = yaml_parse(TEMPLATE.read_text())
-    for resource in parsed["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
-    expanded = transform(parsed, {}, NoManagedPolicies())["Resources"]
+    expanded = in_lint_env(TRANSFORM, str(TEMPLATE))
 
     functions = {name for name, r in expanded.items() if r["Type"] == "AWS::Lambda::Function"}
     assert functions == set(FUNCTIONS)
@@ -640,23 +673,30 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     ]
 
 
-def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch) -> None:
+# The real SAM transform, offline: no managed policy look-up (it would need AWS).
+SAM_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        raise AssertionError("managed policy lookup attempted (needs AWS)")
+
+parsed = yaml_parse(open(sys.argv[1]).read())
+for resource in parsed["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
+expanded = transform(parsed, {}, NoManagedPolicies())
+expanded["Parameters"] = parsed["Parameters"]
+print(json.dumps(expanded, default=str))
+"""
+
+
+def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes() -> None:
     """The real translator merges each event's integration into the DefinitionBody operations and
     keeps their conditional `security`; the other routes get no authorizer."""
-    pytest.importorskip("samtranslator", reason="aws-sam-translator is not installed")
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    class NoManagedPolicies:
-        def load(self):
-            raise AssertionError("managed policy lookup attempted (needs AWS)")
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    parsed = yaml_parse(TEMPLATE.read_text())
-    for resource in parsed["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://placeholder/code.zip"
-    expanded = transform(parsed, {}, NoManagedPolicies())
+    expanded = in_lint_env(SAM_TRANSFORM, str(TEMPLATE))
     (api,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
     body = api["Properties"]["Body"]
     for (method, path), function in ROUTES.items():
@@ -669,7 +709,6 @@ def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes(monkeypatch
         else:
             assert "security" not in op, (method, path)
     # ...and CloudFormation resolves that body into the authorizer of the chosen mode.
-    expanded["Parameters"] = parsed["Parameters"]
     assert (
         Deployed(expanded).resolve(body["components"])["securitySchemes"]["OperatorAuthorizer"][
             "x-amazon-apigateway-authtype"
@@ -1036,7 +1075,7 @@ def test_dockerfile_is_pinned_non_root_and_runs_the_entrypoint() -> None:
         if line.strip() and not line.startswith("#")
     ]
     froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert len(froms) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", froms[0]), froms
+    assert len(froms) == 1 and re.fullmatch(r"python:3\.13\.\d+-slim-[a-z]+", froms[0]), froms
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     user_at = max(i for i, line in enumerate(lines) if line.startswith("USER "))
@@ -1045,10 +1084,25 @@ def test_dockerfile_is_pinned_non_root_and_runs_the_entrypoint() -> None:
     )
     for copied in ("common/", "functions/", "infra/docker/"):
         assert any(line.startswith("COPY ") and copied in line for line in lines), copied
-    assert any(line.startswith("RUN pip install") and "-r requirements.txt" in line for line in lines)
+    # Dependencies from the lock: the pinned uv (hash-checked), then the runtime and the local app's
+    # group only (no dev tools), without the project (its code is copied as it is).
+    text = DOCKERFILE.read_text()
+    assert re.search(r"pip install [^\n]*--require-hashes -r /tmp/uv-requirements\.txt", text)
+    assert "COPY tools/uv/requirements.txt /tmp/uv-requirements.txt" in lines
+    assert "COPY pyproject.toml uv.lock ./" in lines
+    sync = re.search(r"uv sync ([^\\\n&]*)", text)
+    assert sync and set(sync.group(1).split()) == {
+        "--frozen",
+        "--no-default-groups",
+        "--group",
+        "local",
+        "--no-install-project",
+    }, sync
     assert lines[-1] == 'ENTRYPOINT ["/app/infra/docker/entrypoint.sh"]'
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*")] == "*" and "**/.env" in ignore  # deny by default, never .env
+    for needed in ("pyproject.toml", "uv.lock", "tools/uv/requirements.txt"):
+        assert f"!{needed}" in ignore, needed
 
 
 def test_entrypoint_waits_migrates_and_execs_uvicorn() -> None:
@@ -1123,7 +1177,7 @@ def _lint(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "LINT_INFRA_SKIP_CFN": "1",
-        "VENV": str(Path(sys.executable).parent.parent),
+        "LINT_VENV": str(LINT_VENV),
         **env_extra,
     }
     return subprocess.run(
@@ -1153,3 +1207,27 @@ def test_lint_infra_script_fails_on_a_service_without_healthcheck(tmp_path, comp
     assert result.returncode == 1
     assert "service 'redis' has neither a healthcheck nor an x-healthcheck-reason" in result.stderr
     assert "the final USER is root" in result.stderr
+
+
+def test_lint_infra_script_fails_on_a_cfn_lint_error_in_either_template(tmp_path) -> None:
+    """Any cfn-lint error fails the run, in the template and in its SAM transform: here a runtime
+    whose creation AWS has disabled (cfn-lint's lifecycle data says so)."""
+    broken = tmp_path / "template.yaml"
+    broken.write_text(
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      CodeUri: .\n"
+        "      Handler: functions.get_stock.handler.handler\n"
+        "      Runtime: python3.7\n"
+    )
+
+    result = _lint({"LINT_INFRA_SKIP_CFN": "0", "TEMPLATE": str(broken)})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ":E2531:" in result.stdout
+    assert "cfn-lint reported errors" in result.stderr
+    assert "cfn-lint of the transformed template reported errors" in result.stderr

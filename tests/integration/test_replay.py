@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:  # `common` is not installed: make it importable h
 from common import cache, db, service  # noqa: E402
 from common.config import get_settings  # noqa: E402
 from common.events import Origin, parse_event  # noqa: E402
+from common.outcomes import Reason  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/4"
 TOKEN = "replay-test-token-3f9a"
@@ -140,7 +141,7 @@ def test_replay_by_reason_skips_resolved_rows(conn: psycopg.Connection) -> None:
     invalid = ingest(b'{"not": "an envelope"}')
     assert invalid.reason == "invalid"
 
-    results = service.replay(reason="insufficient_stock")
+    results = service.replay(reason=Reason.INSUFFICIENT_STOCK)
 
     assert [(r.rejected_event_id, r.status, r.reason) for r in results] == [
         (still_short.rejected_event_id, "rejected", "insufficient_stock")
@@ -309,9 +310,9 @@ def test_route_answers_503_with_retry_after_when_postgres_is_unreachable(
     # Nothing listens on port 1: every connection attempt is refused at once.
     monkeypatch.setenv("DATABASE_URL", "postgresql://warehouse:s3cret-pw@127.0.0.1:1/nowhere")
     monkeypatch.setenv("DB_POOL_MAX", "1")
+    monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "1")  # the outage answers within a second
     get_settings.cache_clear()
     db.close_pool()
-    monkeypatch.setattr(db, "ConnectionPool", _fast_failing_pool(db.ConnectionPool))
 
     response = replay_client().post(replay_url(1))
 
@@ -319,16 +320,6 @@ def test_route_answers_503_with_retry_after_when_postgres_is_unreachable(
     assert response.headers["retry-after"].isdigit()
     assert "s3cret-pw" not in response.text and "Traceback" not in response.text
 
-
-def _fast_failing_pool(pool_class: Any) -> Any:
-    """The pool with a 1 s wait instead of 10 s, so the outage test stays quick."""
-
-    class FastPool(pool_class):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["timeout"] = 1
-            super().__init__(*args, **kwargs)
-
-    return FastPool
 
 
 def test_lambda_handler_serves_the_route(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:

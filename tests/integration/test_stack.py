@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -57,9 +59,11 @@ def _listening_processes(port: int) -> list[list[str]]:
 
 def test_postgres_over_tcp(database_url: str) -> None:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        addr, version, dbname = conn.execute(
+        row = conn.execute(
             "SELECT host(inet_server_addr()), current_setting('server_version_num')::int, current_database()"
         ).fetchone()
+    assert row is not None
+    addr, version, dbname = row
     assert addr is not None, "connected over a unix socket, not TCP"
     if psycopg.conninfo.conninfo_to_dict(database_url).get("host") in LOCAL_HOSTS:
         assert addr == "127.0.0.1"
@@ -78,7 +82,7 @@ def test_redis_over_tcp(redis_url: str) -> None:
         assert client.info("server")["redis_version"]
         host = client.connection_pool.connection_kwargs["host"]
         if host in LOCAL_HOSTS:
-            assert client.client_info()["laddr"].startswith("127.0.0.1:")
+            assert str(client.client_info()["laddr"]).startswith("127.0.0.1:")
     finally:
         client.close()
 
@@ -183,3 +187,70 @@ def test_env_example_lists_every_setting() -> None:
     listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
     missing = sorted((read | {"POSTGRES_PORT", "REDIS_PORT", "KAFKA_PORT"}) - listed)
     assert not missing, f".env.example lacks {missing}"
+
+
+# ----------------------------------------------------------------------- the Python environments
+
+STACK_PYTHON = Path(__file__).resolve().parents[2] / "infra" / "scripts" / "stack-python.sh"
+
+
+def _find_python(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """stack-python.sh's find_python, in a shell whose PATH holds only `tmp_path/bin` and the system."""
+    script = (
+        f'source "{STACK_PYTHON.parent}/stack-env.sh"; source "{STACK_PYTHON.parent}/stack-common.sh";'
+        f' source "{STACK_PYTHON}"; find_python'
+    )
+    return subprocess.run(
+        ["bash", "-c", script],
+        env={
+            "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "STACK_DIR": str(tmp_path / "s"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_find_python_passes_over_a_refusing_pyenv_shim_to_pyenvs_interpreter(tmp_path: Path) -> None:
+    """pyenv's python3.13 shim exits 127 when 3.13 is not selected: the real path must be found."""
+    (tmp_path / "bin").mkdir()
+    shim = tmp_path / "bin" / "python3.13"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.13: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    real = Path(getattr(sys, "_base_executable", sys.executable))
+    for version in ("3.13.2", "3.13.10", "3.12.9"):
+        bindir = tmp_path / "pyenv" / "versions" / version / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / f"python{version[:4]}").symlink_to(real)
+    done = _find_python(tmp_path, PYENV_ROOT=str(tmp_path / "pyenv"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "pyenv" / "versions" / "3.13.10" / "bin" / "python3.13")
+
+
+def test_find_python_refuses_a_python_set_that_is_not_3_13(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    old = tmp_path / "bin" / "python3.11"
+    old.write_text("#!/bin/sh\nexit 1\n")  # how python3.11 answers stack-python.sh's 3.13 check
+    old.chmod(0o755)
+    done = _find_python(tmp_path, PYTHON=str(old))
+    assert done.returncode != 0
+    assert f"PYTHON={old} is not CPython 3.13" in done.stderr
+
+
+def test_the_venvs_are_python_3_13_from_their_locks() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert sys.version_info[:2] == (3, 13)
+    for venv in (root / ".venv", root / "tools" / "lint" / ".venv"):
+        cfg = dict(
+            line.split(" = ", 1) for line in (venv / "pyvenv.cfg").read_text().splitlines() if " = " in line
+        )
+        assert cfg["version_info"].startswith("3.13."), venv
+        assert "uv" in cfg, f"{venv} was not made by uv sync"
+    # The lint tools are in their own environment only, the app's dependencies in .venv only.
+    lint_site = next((root / "tools" / "lint" / ".venv" / "lib").glob("python3.13/site-packages"))
+    app_site = next((root / ".venv" / "lib").glob("python3.13/site-packages"))
+    assert (lint_site / "cfnlint").is_dir() and not (app_site / "cfnlint").exists()
+    assert (app_site / "fastapi").is_dir() and not (lint_site / "fastapi").exists()

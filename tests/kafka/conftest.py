@@ -14,7 +14,8 @@ import pytest
 
 from common import cache, db
 from common.config import get_settings
-from tests.kafka.helpers import delete_group, unique
+from tests.kafka.broker import BrokerError, PrivateBroker, remove, start_private_broker
+from tools.kafka_helpers import delete_group, unique
 
 # In-process handler calls would print an EMF metrics line per batch; the tests read the ledger.
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -43,3 +44,14 @@ def group() -> Iterator[str]:
     name = unique("kafka-test-group")
     yield name
     delete_group(name)
+
+
+@pytest.fixture(scope="session")
+def private_broker() -> Iterator[PrivateBroker]:
+    """A second Kafka cluster of this session's own: PLAINTEXT and SASL_SSL (SCRAM-SHA-512, TLS)."""
+    try:
+        broker = start_private_broker()
+    except BrokerError as exc:
+        pytest.fail(f"the private Kafka broker did not start: {exc}", pytrace=False)
+    yield broker
+    remove(broker)

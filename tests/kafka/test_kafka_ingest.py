@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,7 +30,7 @@ from common.config import PROJECT_ROOT, get_settings
 from common.events import Origin, parse_event
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
-from tests.kafka.helpers import (
+from tools.kafka_helpers import (
     BOOTSTRAP,
     applied_count,
     committed_and_end,
@@ -76,7 +77,7 @@ def caught_up(group: str, topic: str) -> bool:
     return all(committed.get(p, 0) >= e for p, e in end.items())
 
 
-def poller_process(topic: str, group: str, log: Path) -> subprocess.Popen:
+def poller_process(topic: str, group: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KAFKA_TOPIC": topic,
@@ -95,7 +96,7 @@ def poller_process(topic: str, group: str, log: Path) -> subprocess.Popen:
         )
 
 
-def sample(name: str, topic: str) -> dict:
+def sample(name: str, topic: str) -> dict[str, Any]:
     """A sample event file with its topic renamed, so its offsets are this test's own."""
     event = json.loads((SAMPLES / name).read_text())
     records = {}

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from common import outbox
 from common.config import get_settings
 from functions.local_app.poller import Poller
-from tests.kafka.helpers import (
+from tools.kafka_helpers import (
     BOOTSTRAP,
     create_topic,
     delete_topic,
@@ -167,6 +167,7 @@ def test_a_copy_that_could_not_be_sent_stays_queued_until_it_can(
         conn.execute("DELETE FROM dead_letter_outbox")
         applied = apply_batch(conn, [parse_event(b"nope", Origin.kafka(unique("t"), 0, 1))])
         [rid] = [o.rejected_event_id for o in applied.outcomes]
+        assert rid is not None
 
         monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens there
         get_settings.cache_clear()

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `common` is not installed; make it importable however pytest runs
     sys.path.insert(0, str(ROOT))
 
-from common.events import MAX_QUANTITY, IncomingEvent, Origin, parse_event  # noqa: E402
+from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
+from common.movement import MAX_QUANTITY  # noqa: E402
 
 pytestmark = pytest.mark.unit
 

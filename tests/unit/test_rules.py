@@ -7,9 +7,19 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from common.events import MovementData
+from common.movement import MovementData
 from common.outcomes import Reason, Status
-from common.rules import Candidate, Half, LedgerState, MovementState, Waiting, decide, decide_batch
+from common.rules import (
+    BatchDecisions,
+    Candidate,
+    Half,
+    LedgerState,
+    MovementState,
+    StockKey,
+    Waiting,
+    decide,
+    decide_batch,
+)
 
 W1, W2, P1, P2 = uuid4(), uuid4(), uuid4(), uuid4()
 T0 = datetime(2025, 2, 18, 12, 0, tzinfo=UTC)
@@ -132,7 +142,7 @@ def test_an_existing_movement_row_is_decided_against() -> None:
 def test_a_batch_is_decided_in_order_as_if_one_at_a_time() -> None:
     s = LedgerState()
     events = [half("departure", 2), half("arrival", 5), half("departure", 2)]
-    result = decide_batch(s, [Candidate(e) for e in events])
+    result: BatchDecisions[object] = decide_batch(s, [Candidate(e) for e in events])
     assert [d.status if d else None for d in result.decisions] == [
         Status.REJECTED,
         Status.APPLIED,
@@ -144,7 +154,9 @@ def test_a_batch_is_decided_in_order_as_if_one_at_a_time() -> None:
 def test_a_waiting_refusal_is_applied_by_a_later_arrival_of_the_batch() -> None:
     s = LedgerState()
     departure = half("departure", 2)
-    result = decide_batch(s, [Candidate(departure, may_wait=True), Candidate(half("arrival", 5))])
+    result: BatchDecisions[object] = decide_batch(
+        s, [Candidate(departure, may_wait=True), Candidate(half("arrival", 5))]
+    )
     first = result.decisions[0]
     assert first is not None and (first.status, first.stock) == (Status.APPLIED, 3)
     assert s.stock[(W1, P1)] == 3 and departure.movement_id in s.movements
@@ -152,7 +164,9 @@ def test_a_waiting_refusal_is_applied_by_a_later_arrival_of_the_batch() -> None:
 
 def test_a_refusal_that_may_not_wait_stays_refused() -> None:
     s = LedgerState()
-    result = decide_batch(s, [Candidate(half("departure", 2)), Candidate(half("arrival", 5))])
+    result: BatchDecisions[object] = decide_batch(
+        s, [Candidate(half("departure", 2)), Candidate(half("arrival", 5))]
+    )
     first = result.decisions[0]
     assert first is not None and first.reason is Reason.INSUFFICIENT_STOCK
     assert s.stock[(W1, P1)] == 5
@@ -160,7 +174,7 @@ def test_a_refusal_that_may_not_wait_stays_refused() -> None:
 
 def test_an_arrival_of_another_stock_retries_nothing() -> None:
     s = LedgerState()
-    result = decide_batch(
+    result: BatchDecisions[object] = decide_batch(
         s, [Candidate(half("departure", 2), may_wait=True), Candidate(half("arrival", 5, warehouse=W2))]
     )
     first = result.decisions[0]
@@ -170,9 +184,11 @@ def test_an_arrival_of_another_stock_retries_nothing() -> None:
 def test_earlier_dead_letters_are_retried_first_oldest_first_and_only_those_that_fit() -> None:
     s = LedgerState()
     old_big, old_small = half("departure", 9), half("departure", 3)
-    waiting = {(W1, P1): [Waiting(1, old_big), Waiting(2, old_small)]}
+    waiting: dict[StockKey, list[Waiting[object]]] = {(W1, P1): [Waiting(1, old_big), Waiting(2, old_small)]}
     in_batch = half("departure", 2)
-    result = decide_batch(s, [Candidate(in_batch, may_wait=True), Candidate(half("arrival", 5))], waiting)
+    result: BatchDecisions[object] = decide_batch(
+        s, [Candidate(in_batch, may_wait=True), Candidate(half("arrival", 5))], waiting
+    )
     retried = [(entry.ref, d.status, d.reason) for entry, d in result.retried]
     assert retried == [(1, Status.REJECTED, Reason.INSUFFICIENT_STOCK), (2, Status.APPLIED, None)]
     first = result.decisions[0]
@@ -181,8 +197,10 @@ def test_earlier_dead_letters_are_retried_first_oldest_first_and_only_those_that
 
 def test_a_departure_still_short_keeps_waiting_for_the_next_arrival() -> None:
     s = LedgerState()
-    waiting = {(W1, P1): [Waiting("a", half("departure", 6))]}
-    result = decide_batch(s, [Candidate(half("arrival", 4)), Candidate(half("arrival", 4))], waiting)
+    waiting: dict[StockKey, list[Waiting[object]]] = {(W1, P1): [Waiting("a", half("departure", 6))]}
+    result: BatchDecisions[object] = decide_batch(
+        s, [Candidate(half("arrival", 4)), Candidate(half("arrival", 4))], waiting
+    )
     assert [(e.ref, d.status) for e, d in result.retried] == [("a", Status.REJECTED), ("a", Status.APPLIED)]
     assert s.stock[(W1, P1)] == 2
 
@@ -191,12 +209,14 @@ def test_a_waiting_departure_applied_meanwhile_is_settled_as_a_duplicate() -> No
     movement = uuid4()
     departure = half("departure", 2, movement=movement)
     s = LedgerState(stock={(W1, P1): 1}, movements={movement: MovementState(P1, departure=Half(W1, 2, T0))})
-    result = decide_batch(s, [Candidate(half("arrival", 5))], {(W1, P1): [Waiting(7, departure)]})
+    result: BatchDecisions[object] = decide_batch(
+        s, [Candidate(half("arrival", 5))], {(W1, P1): [Waiting(7, departure)]}
+    )
     assert [(e.ref, d.status) for e, d in result.retried] == [(7, Status.DUPLICATE)]
     assert s.stock[(W1, P1)] == 6
 
 
 def test_nothing_to_decide_leaves_a_gap() -> None:
-    result = decide_batch(LedgerState(), [None, Candidate(half("arrival", 1)), None])
+    result: BatchDecisions[object] = decide_batch(LedgerState(), [None, Candidate(half("arrival", 1)), None])
     assert result.decisions[0] is None and result.decisions[2] is None
     assert result.decisions[1] is not None

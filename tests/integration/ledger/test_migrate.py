@@ -112,3 +112,66 @@ def test_concurrent_migrations_from_processes_apply_the_schema_once(
     with psycopg.connect(url) as conn:
         assert [v for v, _ in recorded(conn)] == VERSIONS
         assert tables(conn) >= LEDGER_TABLES
+
+
+def test_an_applied_migration_edited_afterwards_is_refused(
+    ledger_fresh_database: FreshDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from common import migrate as migrations
+
+    url = ledger_fresh_database()
+    for path in migration_files():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        first = tmp_path / f"{VERSIONS[0]}.sql"
+        first.write_text(first.read_text() + "\n-- edited after it was applied\n")
+
+        with pytest.raises(migrations.MigrationError, match=f"{VERSIONS[0]} was edited after it was applied"):
+            migrate(conn)
+        states = {s.version: s.state for s in migrations.status(conn)}
+
+    assert states[VERSIONS[0]] == "edited"
+    assert all(states[v] == "applied" for v in VERSIONS[1:])
+
+
+def test_status_names_pending_and_applied_migrations(ledger_fresh_database: FreshDatabase) -> None:
+    from common.migrate import status
+
+    url = ledger_fresh_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = {s.version: s.state for s in status(conn)}
+        migrate(conn)
+        after = {s.version: (s.state, s.applied_at is not None) for s in status(conn)}
+    assert before == dict.fromkeys(VERSIONS, "pending")
+    assert after == dict.fromkeys(VERSIONS, ("applied", True))
+
+
+def test_rows_recorded_before_checksums_get_theirs_on_the_next_run(
+    ledger_fresh_database: FreshDatabase,
+) -> None:
+    from common.migrate import checksum
+
+    url = ledger_fresh_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("UPDATE schema_migrations SET checksum = NULL")
+        assert migrate(conn) == []
+        rows: dict[str, str] = dict(
+            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        )
+    assert rows == {path.stem: checksum(path) for path in migration_files()}
+
+
+def test_the_console_script_lists_its_subcommands_and_migrates(ledger_fresh_database: FreshDatabase) -> None:
+    url = ledger_fresh_database()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "cli", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "migrate" in help_text and "replay" in help_text
+    status = subprocess.run(
+        [sys.executable, "-m", "cli", "migrate", "status", "--database-url", url],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert [line.split()[:2] for line in status.splitlines()] == [[v, "pending"] for v in VERSIONS]

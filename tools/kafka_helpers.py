@@ -244,7 +244,8 @@ def group_description(group: str) -> dict[str, Any]:
     """The broker's view of a consumer group: `group_state`, `members`."""
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, client_id="kafka-tests-admin")
     try:
-        return admin.describe_groups([group])[group]
+        description: dict[str, Any] = admin.describe_groups([group])[group]
+        return description
     finally:
         admin.close()
 

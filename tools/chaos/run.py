@@ -1,6 +1,6 @@
-"""The fault suite: `python -m tests.chaos.run [--short]` (what `make chaos` runs).
+"""The fault suite: `python -m tools.chaos.run [--short]` (what `make chaos` runs).
 
-It stands up its own PostgreSQL, Redis and Kafka on spare ports (tests/chaos/stack.py), starts the
+It stands up its own PostgreSQL, Redis and Kafka on spare ports (tools/chaos/stack.py), starts the
 app (uvicorn, webhook only) and a standalone poller, and streams movement events through Kafka and
 the webhook while it injects one fault at a time: kill -9 of the poller, a PostgreSQL restart,
 Redis stopped, a Kafka broker restart. A reader polls GET stock and /ready all along.
@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.chaos import procs
-from tests.chaos.stack import ChaosStack, default_state_dir
-from tests.chaos.workload import (
+from tools.chaos import procs
+from tools.chaos.stack import ChaosStack, default_state_dir
+from tools.chaos.workload import (
     Generator,
     Item,
     KafkaSender,
@@ -541,14 +541,15 @@ class Suite:
     # --- teardown ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        for stop in (
-            lambda: self.generator and self.generator.stop(),
-            lambda: self.reader and self.reader.stop(),
-            lambda: self.webhook and self.webhook.close(),
-            lambda: self.kafka and self.kafka.close(),
+        stops: list[Callable[[], None]] = [
+            *([self.generator.stop] if self.generator else []),
+            *([self.reader.stop] if self.reader else []),
+            *([self.webhook.close] if self.webhook else []),
+            *([self.kafka.close] if self.kafka else []),
             lambda: procs.stop(self.poller),
             lambda: procs.stop(self.app),
-        ):
+        ]
+        for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
 

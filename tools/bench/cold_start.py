@@ -6,7 +6,7 @@ import of the module and its first invocation with the module's sample event fro
 `infra/events/`. The first invocation includes what Lambda's first request pays too: the
 connection pool's first connection, the Redis client, Pydantic's lazily built validators.
 
-Run alone: `python tests/bench/cold_start.py [--runs 3]`.
+Run alone: `python tools/bench/cold_start.py [--runs 3]`.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def measure(module: str, event: Path, env: dict[str, str], *, timeout: float = 6
 
 def measure_all(env: dict[str, str], runs: int = 3) -> list[tuple[ColdStart, list[ColdStart]]]:
     """Per handler module: (the median run by total, all runs)."""
-    results = []
+    results: list[tuple[ColdStart, list[ColdStart]]] = []
     tmp = Path(tempfile.mkdtemp(prefix="cold-start-"))
     for module in handler_modules():
         event = sample_event(module) or synthesized_event(module, tmp)

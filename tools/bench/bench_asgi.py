@@ -5,7 +5,7 @@ thread pool as `GET /api/v1/warehouse/.../products/...`, with no cache, query or
 the gap between the two is what reading stock costs. The route exists only in this module, never
 in the app the project ships.
 
-Served with `uvicorn tests.bench.bench_asgi:app`.
+Served with `uvicorn tools.bench.bench_asgi:app`.
 """
 
 from __future__ import annotations

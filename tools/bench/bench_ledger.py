@@ -1,6 +1,6 @@
 """apply_events throughput: one batch of 10,000 valid events in one call, median of 5 runs.
 
-    .venv/bin/python tests/bench/bench_ledger.py [--database-url URL] [--runs 5] [--events 10000]
+    .venv/bin/python tools/bench/bench_ledger.py [--database-url URL] [--runs 5] [--events 10000]
 
 Scenarios (fresh keys every run, tables emptied before each run; every outcome must be
 `applied` or the run fails):
@@ -95,7 +95,9 @@ def empty(conn: psycopg.Connection) -> None:
     )
 
 
-def run_once(conn: psycopg.Connection, build: Callable[[], Raw], warm: bool) -> tuple[float, float, int]:
+def run_once(
+    conn: psycopg.Connection, build: Callable[[list[tuple[UUID, UUID]]], Raw], warm: bool
+) -> tuple[float, float, int]:
     """(seconds in apply_events, seconds parsing, events) for one fresh batch."""
     empty(conn)
     keys = pairs()

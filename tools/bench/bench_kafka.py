@@ -1,7 +1,7 @@
 """Kafka ingestion benchmark (not collected by pytest): events/s end to end, and the poller's RSS.
 
     DATABASE_URL=postgresql://warehouse:warehouse@127.0.0.1:5432/kafka_dev \\
-        .venv/bin/python tests/bench/bench_kafka.py [--events 100000] [--batch-size 1000] [--drain]
+        .venv/bin/python tools/bench/bench_kafka.py [--events 100000] [--batch-size 1000] [--drain]
 
 A fresh 3-partition topic gets `--events` distinct movement events (restocks, then departures and
 arrivals keyed by warehouse) from one batched, gzip-compressed producer. A standalone poller
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.kafka.helpers import (  # noqa: E402  (the project root is put on the path first)
+from tools.kafka_helpers import (  # noqa: E402  (the project root is put on the path first)
     BOOTSTRAP,
     applied_count,
     create_topic,
@@ -84,7 +84,7 @@ def main() -> int:
         produce(topic, stream.records)
         produced["seconds"] = time.perf_counter() - started
 
-    poller: subprocess.Popen | None = None
+    poller: subprocess.Popen[bytes] | None = None
     try:
         if args.drain:
             run_producer()

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
-from tests.corpus.cases import envelope, rejected_cases
+from tools.corpus import envelope, rejected_cases
 
 SEED_QUANTITY = 1_000_000
 WEBHOOK = "/api/v1/kafka/webhook"

@@ -4,7 +4,7 @@ What runs (all on 127.0.0.1, the benchmark's own database, a fresh topic):
 
 * the standalone poller (`python -m functions.local_app.poller`), as the local stand-in for the
   Kafka event source mapping;
-* a producer subprocess sending a realistic stream (tests/bench/workload.py) at `--rate` events/s;
+* a producer subprocess sending a realistic stream (tools/bench/workload.py) at `--rate` events/s;
 * the local app under uvicorn (webhook mode, no poller of its own) answering GET stock for the
   very keys the stream is changing, so every read races the cache invalidation of a write;
 * wrk as the reader: back-to-back one-second runs at `--read-connections`, each giving that
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.bench import run_bench as rb  # noqa: E402
-from tests.bench.workload import Workload, generate  # noqa: E402
+from tools.bench import run_bench as rb  # noqa: E402
+from tools.bench.workload import Workload, generate  # noqa: E402
 
 OUT_DIR = ROOT / ".stack" / "loadtest"
 
@@ -213,17 +213,16 @@ def main(argv: list[str] | None = None) -> int:
                 applied = rb.count_applied(conn, topic)
                 if applied >= expected:
                     applied = rb.exact_applied(conn, topic)
-                window = window_at(reads, now - 0.5) if now < end_load else None
                 samples.append(
                     Sample(
                         t=round(now - first, 2),
                         produced=min(total, int((now - first) * args.rate)),
                         applied=applied - warm.applied,
                         applied_per_s=(applied - last_applied) / (now - last_t),
-                        reads_per_s=window.rps if window else float("nan"),
-                        read_p50_ms=window.p50_ms if window else float("nan"),
-                        read_p99_ms=window.p99_ms if window else float("nan"),
-                        read_errors=(window.non2xx + window.socket_errors) if window else 0,
+                        reads_per_s=float("nan"),  # filled in below, once every wrk window is in
+                        read_p50_ms=float("nan"),
+                        read_p99_ms=float("nan"),
+                        read_errors=0,
                         poller_rss_mb=rb.rss_kb(poller.pid)[0] / 1024,
                     )
                 )
@@ -250,6 +249,16 @@ def main(argv: list[str] | None = None) -> int:
         data.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             tmp.rmdir()
+
+    # Each second's reads come from the wrk window covering its middle. Matched now, not while
+    # sampling: the one-second wrk runs and the one-second ticks keep their phase, so the window
+    # covering a tick's second was, run after run, still going when the tick came.
+    for sample in samples:
+        moment = first + sample.t - 0.5
+        window = window_at(reads, moment) if moment < end_load else None
+        if window is not None:
+            sample.reads_per_s, sample.read_p50_ms = window.rps, window.p50_ms
+            sample.read_p99_ms, sample.read_errors = window.p99_ms, window.non2xx + window.socket_errors
 
     if not problems:
         combined = Workload(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.chaos import procs
+from tools.chaos import procs
 
 CHAOS_SH = procs.ROOT / "infra" / "scripts" / "chaos.sh"
 

@@ -1,7 +1,7 @@
 """HTTP benchmark of the local app with wrk: GET stock (cache warm, cache off) and webhook events/s.
 
     DATABASE_URL=postgresql://warehouse:warehouse@127.0.0.1:5432/api_dev \\
-    REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python tests/bench/bench_http.py [--workers 2]
+    REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python tools/bench/bench_http.py [--workers 2]
 
 Not a pytest test (no test_ prefix). It migrates DATABASE_URL, starts uvicorn itself (cache on,
 then a second one with CACHE_ENABLED=false), seeds stock through the webhook, and runs wrk with a
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from common.db import connect  # noqa: E402
 from common.migrate import migrate  # noqa: E402
-from tests.e2e.support import body, envelope, free_port  # noqa: E402
+from tools.chaos.procs import free_port  # noqa: E402
+from tools.corpus import dump, envelope  # noqa: E402
 
 LUA_DONE = r"""
 done = function(summary, latency, requests)
@@ -158,7 +159,8 @@ def wrk(url: str, script: str, *, connections: int, threads: int, seconds: int) 
     finally:
         os.unlink(lua.name)
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_JSON "))
-    return json.loads(line.removeprefix("BENCH_JSON "))
+    summary: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    return summary
 
 
 def seed_stock(url: str, pairs: int) -> list[str]:
@@ -167,10 +169,8 @@ def seed_stock(url: str, pairs: int) -> list[str]:
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(pairs):
             w, p = str(uuid.uuid4()), str(uuid.uuid4())
-            env = envelope(
-                "arrival", movement_id=str(uuid.uuid4()), warehouse_id=w, product_id=p, quantity=1000
-            )
-            assert client.post("/api/v1/kafka/webhook", content=body(env)).status_code == 200
+            env = envelope(event="arrival", warehouse_id=w, product_id=p, quantity=1000)
+            assert client.post("/api/v1/kafka/webhook", content=dump(env)).status_code == 200
             paths.append(f"/api/v1/warehouse/{w}/products/{p}")
         for path in paths:  # warm the cache (no effect with the cache off)
             assert client.get(path).status_code == 200

@@ -3,9 +3,9 @@
 Rows (each the median of `--runs` runs, 3 by default, interleaved so drift hits all alike):
 
 1. ingestion through `functions.ingest_kafka.handler.handler`: MSK events of 1,000 records built
-   in advance, fresh keys per run, a realistic mix (see tests/bench/workload.py); only the
+   in advance, fresh keys per run, a realistic mix (see tools/bench/workload.py); only the
    handler calls are timed;
-2. the ceiling: the same stream applied by bare set-based SQL (tests/bench/ceiling_sql.py) in the
+2. the ceiling: the same stream applied by bare set-based SQL (tools/bench/ceiling_sql.py) in the
    same database, and row 1 as a share of it;
 3. Kafka end to end: 200,000 events produced to a fresh topic while the standalone poller
    (`python -m functions.local_app.poller`, a subprocess) applies them; first produced to last
@@ -13,8 +13,8 @@ Rows (each the median of `--runs` runs, 3 by default, interleaved so drift hits 
 4. the webhook at 64 connections (wrk, a Lua script making distinct valid events), then the
    database checked: every 2xx event applied exactly once;
 5. GET stock on 1,000 existing keys at 64 connections, cache warm and cache off, against a no-op
-   route on the same server (tests/bench/bench_asgi.py) as the ceiling;
-6. cold start of each Lambda handler module (tests/bench/cold_start.py).
+   route on the same server (tools/bench/bench_asgi.py) as the ceiling;
+6. cold start of each Lambda handler module (tools/bench/cold_start.py).
 
 Every run of a row is checked against the database (counts, stock per key) before its number is
 used: a fast wrong answer is reported as a failure, not a result. The benchmark uses a database of
@@ -53,8 +53,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from common.migrate import DATA_TABLES  # noqa: E402
-from tests.bench import ceiling_sql, cold_start  # noqa: E402
-from tests.bench.workload import Workload, generate, msk_events, partition_of  # noqa: E402
+from tools.bench import ceiling_sql, cold_start  # noqa: E402
+from tools.bench.workload import Workload, generate, msk_events, partition_of  # noqa: E402
 
 OUT_DIR = ROOT / ".stack" / "bench"
 LOG_DIR = OUT_DIR / "logs"
@@ -98,7 +98,7 @@ class Config:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
-def stop_processes(*procs: subprocess.Popen) -> None:
+def stop_processes(*procs: subprocess.Popen[Any]) -> None:
     """SIGTERM every process still running, then wait; kill what does not stop within 20 s."""
     for proc in procs:
         if proc.poll() is None:
@@ -494,11 +494,12 @@ def count_applied(conn: Any, topic: str) -> int:
     by `truncate`) and only this run writes to it, so max(id), an index lookup, counts the rows;
     ids a rolled-back batch consumed could only make it run ahead, so an exact count confirms it
     once it reaches a target (`exact_applied`)."""
-    return conn.execute("SELECT coalesce(max(id), 0) FROM movement_events").fetchone()[0]
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM movement_events").fetchone()[0])
 
 
 def exact_applied(conn: Any, topic: str) -> int:
-    return conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()[0]
+    row = conn.execute("SELECT count(*) FROM movement_events WHERE kafka_topic = %s", (topic,)).fetchone()
+    return int(row[0])
 
 
 @dataclass
@@ -857,14 +858,14 @@ def run_wrk(
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class Server:
-    """uvicorn serving tests.bench.bench_asgi:app (the local app + /bench/noop) on 127.0.0.1."""
+    """uvicorn serving tools.bench.bench_asgi:app (the local app + /bench/noop) on 127.0.0.1."""
 
     def __init__(
-        self, cfg: Config, *, workers: int, cache: bool, app: str = "tests.bench.bench_asgi:app"
+        self, cfg: Config, *, workers: int, cache: bool, app: str = "tools.bench.bench_asgi:app"
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -1023,7 +1024,7 @@ def warm_cache(base: str, keys: list[tuple[str, str]]) -> None:
     """Read every key once over one keep-alive connection, so the warm-cache run starts warm."""
     import http.client
 
-    conn = http.client.HTTPConnection(urlsplit(base).hostname, urlsplit(base).port, timeout=10)
+    conn = http.client.HTTPConnection(urlsplit(base).hostname or "127.0.0.1", urlsplit(base).port, timeout=10)
     try:
         for w, p in keys:
             conn.request("GET", STOCK_PATH.format(w=w, p=p))
@@ -1063,7 +1064,7 @@ def bench_http(cfg: Config, report: Report) -> None:
     noop: list[WrkResult] = []
     cold: list[WrkResult] = []
     applied_total = 0
-    app = "tests.bench.whatif_group_commit:app" if cfg.whatif_group_commit else "tests.bench.bench_asgi:app"
+    app = "tools.bench.whatif_group_commit:app" if cfg.whatif_group_commit else "tools.bench.bench_asgi:app"
     with Server(cfg, workers=cfg.http_workers, cache=True, app=app) as server:
         single = single_connection_latency(server.base, NOOP_PATH)
         report.raw["single_connection"] = asdict(single)
@@ -1261,7 +1262,7 @@ def parse_args(argv: list[str] | None) -> Config:
         "--whatif-group-commit",
         action="store_true",
         help="what-if for rows 4-5: concurrent webhook requests share one ledger transaction "
-        "(tests/bench/whatif_group_commit.py)",
+        "(tools/bench/whatif_group_commit.py)",
     )
     p.add_argument("--producer", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

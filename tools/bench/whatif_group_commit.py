@@ -6,7 +6,7 @@ the first caller leads, applies everything queued (in arrival order, so the ledg
 exactly as it would one by one), hands the lead to the oldest waiter and returns its own outcome.
 Nobody waits on a timer: a lone request is applied at once, a crowd shares the cost.
 
-Served as `tests.bench.whatif_group_commit:app` (the benchmark app with the webhook's `ingest`
+Served as `tools.bench.whatif_group_commit:app` (the benchmark app with the webhook's `ingest`
 wrapped); the project's code is not changed. The benchmark's exactly-once checks run as usual.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from common.events import IncomingEvent
 from common.outcomes import Outcome
-from tests.bench.bench_asgi import app
+from tools.bench.bench_asgi import app
 
 Ingest = Callable[[Sequence[IncomingEvent]], list[Outcome]]
 
@@ -61,7 +61,8 @@ class GroupCommitter:
 
     def _lead(self) -> None:
         with self._lock:
-            batch, count = [], 0
+            batch: list[_Slot] = []
+            count = 0
             while self._queue and (not batch or count + len(self._queue[0].items) <= self._max):
                 batch.append(self._queue.pop(0))
                 count += len(batch[-1].items)
@@ -90,8 +91,10 @@ class GroupCommitter:
 def _install() -> None:
     import functions.webhook.routes as routes
 
-    if not isinstance(routes.ingest, GroupCommitter):
-        routes.ingest = GroupCommitter(routes.ingest)  # type: ignore[assignment]
+    # The route module's own reference to common.service.ingest is what the route calls: replace it.
+    ingest: Ingest = routes.ingest  # type: ignore[attr-defined]  # an import there, not an export
+    if not isinstance(ingest, GroupCommitter):
+        routes.ingest = GroupCommitter(ingest)  # type: ignore[attr-defined]  # same
 
 
 _install()

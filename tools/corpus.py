@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from common.events import EVENT_TYPE, MAX_QUANTITY
+from common.events import EVENT_TYPE
+from common.movement import MAX_QUANTITY
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -1,0 +1,88 @@
+"""Cache versions never repeat: an expired or evicted version cannot revive an old entry.
+
+The README promises a read never serves a value older than a committed write. With versions
+counted per key (INCR), a version key that expired (after 2 x the TTL) or was evicted (Redis
+under `allkeys-lru`) restarted at 1 and readers were served the entry cached under the first
+version. These tests drop the version key between two writes, as expiry and eviction do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+import redis
+
+from common import cache, db
+from common.config import get_settings
+from common.events import Origin, parse_event
+from common.reads import read_stock_json
+from common.service import ingest
+from tests.e2e.support import body, envelope, new_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_client(redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CACHE_ENABLED", "true")
+    get_settings.cache_clear()
+    db.close_pool()
+    cache.reset()
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+    db.close_pool()
+    cache.reset()
+    get_settings.cache_clear()
+
+
+def arrive(warehouse: UUID, product: UUID, quantity: int) -> None:
+    payload = envelope(
+        "arrival",
+        movement_id=new_id(),
+        warehouse_id=str(warehouse),
+        product_id=str(product),
+        quantity=quantity,
+    )
+    ingest([parse_event(body(payload), Origin.webhook())])
+
+
+def quantity(warehouse: UUID, product: UUID) -> int:
+    return int(json.loads(read_stock_json(warehouse, product))["quantity"])
+
+
+@pytest.mark.parametrize("how", ["expired", "evicted"])
+def test_a_dropped_version_key_never_serves_the_entry_from_before_a_write(
+    redis_client: redis.Redis, how: str
+) -> None:
+    warehouse, product = uuid4(), uuid4()
+    version_key = f"ver:{cache.stock_name(warehouse, product)}"
+    arrive(warehouse, product, 5)
+    assert quantity(warehouse, product) == 5  # now cached under the current version
+    assert quantity(warehouse, product) == 5  # served from the cache
+
+    if how == "expired":
+        redis_client.pexpire(version_key, 1)
+        redis_client.get(version_key)  # an expired key is gone once touched
+    else:
+        redis_client.delete(version_key)  # what allkeys-lru does to a cold key
+    arrive(warehouse, product, 2)
+
+    assert quantity(warehouse, product) == 7
+
+
+def test_a_dropped_generation_key_is_re_created_with_a_new_token(redis_client: redis.Redis) -> None:
+    warehouse, product = uuid4(), uuid4()
+    arrive(warehouse, product, 1)
+    assert quantity(warehouse, product) == 1
+    before = redis_client.get(cache.GENERATION_KEY)
+    redis_client.delete(cache.GENERATION_KEY, f"ver:{cache.stock_name(warehouse, product)}")
+    arrive(warehouse, product, 1)
+    assert quantity(warehouse, product) == 2
+    after = redis_client.get(cache.GENERATION_KEY)
+    assert before and after and after != before
