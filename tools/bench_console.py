@@ -27,6 +27,7 @@ import heapq
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -246,6 +247,12 @@ def seed(url: str, stream: Stream, *, without_console_indexes: bool = False) -> 
 # ----------------------------------------------------------------------------- the timings
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def start_app(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -295,10 +302,11 @@ def targets(url: str) -> list[tuple[str, str]]:
         middle = conn.execute(
             "SELECT min(received_at) + (max(received_at) - min(received_at)) / 2 FROM movement_events"
         ).fetchone()
+        assert busiest and delivered and middle
         product = conn.execute(
             "SELECT product_id FROM stock WHERE warehouse_id = %s LIMIT 1", (busiest[0],)
         ).fetchone()
-    assert busiest and delivered and middle and product
+    assert product
     w, m = busiest[0], delivered[0]
     as_of = quote(middle[0].isoformat())
     day_ago = quote((datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat())
@@ -403,8 +411,6 @@ def main(argv: list[str] | None = None) -> int:
         f"database {name}: {counts[0]:,} events in the log, {counts[1]:,} movements "
         f"({counts[2]:,} in transit), {counts[3]:,} dead letters, {counts[4]:,} stock rows"
     )
-
-    from tests.e2e.support import free_port  # the one helper shared with the tests
 
     port = args.port or free_port()
     process = start_app(url, port, state / "bench_console_app.log")

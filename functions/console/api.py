@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from common import reports
+from common import report_models, reports, routes_report
 from common.db import get_pool
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest, invalid_parameter
@@ -36,7 +36,7 @@ def utc(value: datetime | None) -> datetime | None:
     return value
 
 
-@router.get(SUMMARY_PATH, summary="Summary statistics", response_model=reports.Summary)
+@router.get(SUMMARY_PATH, summary="Summary statistics", response_model=report_models.Summary)
 def get_summary() -> Response:
     """Warehouses and products, movements in transit and the oldest of them, events per minute by
     outcome over the last hour, dead letters by reason, and the Kafka lag the local pollers last
@@ -49,12 +49,12 @@ def get_summary() -> Response:
 @router.get(
     ROUTES_PATH,
     summary="Losses and transit time per route",
-    response_model=reports.RoutesReport,
+    response_model=routes_report.RoutesReport,
     responses={
         422: doc(
             InvalidRequest,
             "A parameter is invalid: a time that is not ISO-8601, `to` not after `from`, or a "
-            f"limit outside 1..{reports.MAX_ROUTES}.",
+            f"limit outside 1..{routes_report.MAX_ROUTES}.",
             invalid_example("to", "must be later than from", "value_error"),
         )
     },
@@ -68,7 +68,9 @@ def get_routes_report(
         datetime | None,
         Query(alias="to", description="Only movements that arrived before this time (ISO-8601)."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=reports.MAX_ROUTES, description="Most routes returned.")] = 100,
+    limit: Annotated[
+        int, Query(ge=1, le=routes_report.MAX_ROUTES, description="Most routes returned.")
+    ] = 100,
 ) -> Response:
     """Delivered movements (both halves applied) grouped by source and destination warehouse, the
     routes losing most units first: movements, units departed and arrived, units lost
@@ -79,5 +81,5 @@ def get_routes_report(
     if since is not None and until is not None and until <= since:
         raise invalid_parameter("to", "query", "must be later than from")
     with get_pool().connection() as conn:
-        body = reports.routes_report(conn, since=since, until=until, limit=limit)
+        body = routes_report.routes_report(conn, since=since, until=until, limit=limit)
     return Response(body.model_dump_json(by_alias=True), media_type="application/json")

@@ -1,7 +1,8 @@
 """The monitoring console: server-rendered HTML pages under /ui/, a little JavaScript, no build step.
 
-Every page is a handful of queries from common/reports.py rendered by Jinja2 with autoescaping;
-the browser loads only files served by this app (a Content-Security-Policy of 'self' enforces it).
+Every page is a handful of queries (common/reports.py, routes_report.py, stock_history.py,
+movement_reports.py) rendered by Jinja2 with autoescaping; the browser loads only files served by
+this app (a Content-Security-Policy of 'self' enforces it).
 Query parameters are read as text and checked here, so a bad one answers an HTML page saying
 which field is wrong (status 422), not a JSON body a person would have to decode.
 """
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from common import reports
+from common import movement_reports, reports, routes_report, stock_history
 from common.config import get_settings
 from common.cursor import BadCursor
 from common.db import get_pool
@@ -176,7 +177,7 @@ def overview() -> HTMLResponse:
 
     def build(conn: psycopg.Connection) -> dict[str, Any]:
         summary = reports.summary(conn, in_lambda=in_lambda())
-        series = {
+        series: dict[str, list[int]] = {
             "t": [int(m.minute.timestamp()) for m in summary.events_per_minute],
             **{o: [getattr(m, o) for m in summary.events_per_minute] for o in reports.OUTCOMES},
         }
@@ -188,7 +189,7 @@ def overview() -> HTMLResponse:
 @router.get("/ui/warehouses", response_class=HTMLResponse)
 def warehouse_list() -> HTMLResponse:
     def build(conn: psycopg.Connection) -> dict[str, Any]:
-        rows = reports.warehouses(conn)
+        rows = stock_history.warehouses(conn)
         return {"title": "Warehouses", "nav": "warehouses", "warehouses": rows}
 
     return page("warehouses.html", build)
@@ -204,26 +205,26 @@ def warehouse(request: Request, warehouse_id: str) -> HTMLResponse:
         wid = _uuid("warehouse_id", warehouse_id)
         query = params.get("q", "").strip()
         try:
-            product_range = reports.product_prefix_range(query)
+            product_range = stock_history.product_prefix_range(query)
         except ValueError as exc:
             raise BadParameter("q", str(exc)) from None
         as_of = _time("as_of", params.get("as_of"))
         limit = _limit(params.get("limit"))
         cursor = _cursor(params.get("cursor"))
         if as_of is None:
-            stock = reports.warehouse_stock(
+            stock = stock_history.warehouse_stock(
                 conn, wid, product_range=product_range, limit=limit, cursor=cursor
             )
         else:
-            stock = reports.stock_as_of(
+            stock = stock_history.stock_as_of(
                 conn, wid, as_of, product_range=product_range, limit=limit, cursor=cursor
             )
-        movements = reports.last_movements(conn, wid, [s.product_id for s in stock.items])
+        movements = stock_history.last_movements(conn, wid, [s.product_id for s in stock.items])
         return {
             "title": f"Warehouse {wid}",
             "nav": "warehouses",
             "warehouse_id": wid,
-            "totals": reports.warehouse_totals(conn, wid),
+            "totals": stock_history.warehouse_totals(conn, wid),
             "stock": stock,
             "movements": movements,
             "q": query,
@@ -251,11 +252,11 @@ def movements(request: Request) -> HTMLResponse:
         older_than = timedelta(0)
         if older_than_text:
             try:
-                older_than = reports.parse_duration(older_than_text)
+                older_than = movement_reports.parse_duration(older_than_text)
             except ValueError as exc:
                 raise BadParameter("older_than", str(exc)) from None
         if status == "in_transit":
-            result = reports.in_transit(conn, older_than=older_than, limit=limit, cursor=cursor)
+            result = movement_reports.in_transit(conn, older_than=older_than, limit=limit, cursor=cursor)
         else:
             if older_than_text:
                 raise BadParameter("older_than", "applies to movements in transit only")
@@ -283,7 +284,7 @@ def movement(movement_id: str) -> HTMLResponse:
 
     def build(conn: psycopg.Connection) -> dict[str, Any]:
         mid = _uuid("movement_id", movement_id)
-        detail = reports.movement_detail(conn, mid)
+        detail = movement_reports.movement_detail(conn, mid)
         if detail is None:
             return {"not_found": f"No event of movement {mid} has been applied."}
         return {"title": f"Movement {mid}", "nav": "movements", "detail": detail, "m": detail.movement}
@@ -301,8 +302,8 @@ def losses(request: Request) -> HTMLResponse:
         until = _time("to", params.get("to"))
         if since is not None and until is not None and until <= since:
             raise BadParameter("to", "must be later than from")
-        limit = _limit(params.get("limit"), default=100, most=reports.MAX_ROUTES)
-        report = reports.routes_report(conn, since=since, until=until, limit=limit)
+        limit = _limit(params.get("limit"), default=100, most=routes_report.MAX_ROUTES)
+        report = routes_report.routes_report(conn, since=since, until=until, limit=limit)
         return {
             "title": "Losses by route",
             "nav": "losses",
@@ -408,7 +409,7 @@ def go(request: Request) -> HTMLResponse | RedirectResponse:
     except ValueError:
         return render("error.html", 422, title="Invalid request", field="id", message="not a UUID")
     with get_pool().connection() as conn:
-        kind = reports.locate(conn, some_id)
+        kind = movement_reports.locate(conn, some_id)
     if kind == "movement":
         return RedirectResponse(f"/ui/movements/{some_id}", status_code=303)
     if kind == "warehouse":

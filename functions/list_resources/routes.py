@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -22,7 +22,7 @@ from common.db import get_pool
 from common.models import MovementPage, MovementStatus, RejectedEventPage, StockPage
 from common.outcomes import Reason
 from common.reads import list_movements, list_stock
-from common.reports import stock_as_of
+from common.stock_history import stock_as_of
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest, invalid_parameter
 
@@ -53,7 +53,7 @@ AsOf = Annotated[
     ),
 ]
 
-_INVALID = {
+_INVALID: dict[int | str, dict[str, Any]] = {
     422: doc(
         InvalidRequest,
         "A parameter is invalid: not a UUID, a limit outside 1..500, a cursor not from this list, "
