@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common import observability
 from functions.http.docs import COMMON_RESPONSES, add_schemas
 from functions.http.errors import on_database_unavailable, on_validation_error
+from functions.http.offline_docs import docs_router
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +115,16 @@ def make_app(
             "or this webhook. Every write is idempotent; every error body is JSON."
         ),
         openapi_url=None if lambda_mode else "/openapi.json",
-        docs_url=None if lambda_mode else "/docs",
-        redoc_url=None if lambda_mode else "/redoc",
+        # FastAPI's own /docs and /redoc load their assets from public CDNs: see offline_docs.
+        docs_url=None,
+        redoc_url=None,
         responses=COMMON_RESPONSES,
         lifespan=lifespan,
     )
     for router in routers:
         app.include_router(router)
+    if not lambda_mode:
+        app.include_router(docs_router(API_TITLE))
     app.add_exception_handler(RequestValidationError, on_validation_error)
     # PoolTimeout, connection failures and server shutdowns are all OperationalError subclasses.
     app.add_exception_handler(psycopg.OperationalError, on_database_unavailable)

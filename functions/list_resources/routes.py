@@ -12,6 +12,7 @@ and stops at about 1 MiB per page; `GET /api/v1/rejected-events/{id}` answers on
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from common.db import get_pool
 from common.models import MovementPage, MovementStatus, RejectedEventPage, RejectedEventView, StockPage
 from common.outcomes import Reason
 from common.reads import list_movements, list_stock
+from common.stock_history import stock_as_of
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
 from functions.http.guards import require_operator
@@ -43,10 +45,26 @@ Cursor = Annotated[
     Query(max_length=200, description="`next_cursor` of the previous page; omit for the first page."),
 ]
 
+# Issue 15: stock as of a past time, from the event log.
+AsOf = Annotated[
+    datetime | None,
+    Query(
+        description=(
+            "ISO-8601 time (no offset means UTC). The stock as of that time: for each product, the "
+            "quantities of its arrivals minus those of its departures in this warehouse, over the "
+            "events applied at or before it (`received_at`, the start of the applying transaction). "
+            "Products with no such event are left out; `updated_at` is when the last of them was "
+            "applied. Computed from the event log, which therefore must be complete."
+        ),
+        examples=["2025-02-18T14:00:00Z"],
+    ),
+]
+
 _INVALID: dict[int | str, dict[str, Any]] = {
     422: doc(
         InvalidRequest,
-        "A parameter is invalid: not a UUID, a limit outside 1..500, or a cursor not from this list.",
+        "A parameter is invalid: not a UUID, a limit outside 1..500, a cursor not from this list, "
+        "or an `as_of` that is not an ISO-8601 time.",
         invalid_example("cursor", "not a cursor returned by this list", "value_error"),
     )
 }
@@ -71,8 +89,16 @@ def _page(query: Callable[[psycopg.Connection], P]) -> Response:
     response_model=StockPage,
     responses=_INVALID,
 )
-def list_warehouse_stock(warehouse_id: UUID, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Response:
-    """Products an applied event has touched in this warehouse, by product id."""
+def list_warehouse_stock(
+    warehouse_id: UUID, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, as_of: AsOf = None
+) -> Response:
+    """Products an applied event has touched in this warehouse, by product id.
+
+    With `as_of`, the stock as it was at that time, computed from the event log (see `as_of`).
+    """
+    if as_of is not None:  # issue 15: stock as of a past time
+        at = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
+        return _page(lambda conn: stock_as_of(conn, warehouse_id, at, limit=limit, cursor=cursor))
     return _page(lambda conn: list_stock(conn, warehouse_id, limit=limit, cursor=cursor))
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from common import cache, observability
 from common.config import Settings, get_settings
 from common.db import close_pool, get_pool
+from functions.console.routes import router as console_router
 from functions.get_movement.routes import router as get_movement_router
 from functions.get_stock.routes import router as get_stock_router
 from functions.http.app import make_app
@@ -191,7 +192,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 observability.enable_prometheus()
 app = make_app(
-    [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, ops],
+    # console_router: the /ui/ console, its /static/ files (also those of /docs and /redoc), reports.
+    [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, console_router, ops],
     lambda_mode=False,
     schema_models=webhook_schema_models,
     lifespan=lifespan,

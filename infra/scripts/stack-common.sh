@@ -96,6 +96,9 @@ apt_install() {
         { log_tail "$apt_log"; die "apt-get install $* failed"; }
 }
 
+# The browser tests (tests/browser) drive Debian's Chromium: `stack.sh test` installs it when missing.
+chromium_needs_install() { [[ ! -x /usr/bin/chromium ]]; }
+
 # Stop pid $1 if it still runs something matching $2: signal $3 (TERM), wait, then KILL.
 stop_pid() {
     local pid=$1 pattern=$2 signal=${3:-TERM} waited=0

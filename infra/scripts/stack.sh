@@ -48,6 +48,7 @@ install_missing_packages() {
     local packages=()
     postgres_needs_install && packages+=(postgresql)
     redis_needs_install && packages+=(redis-server)
+    [[ ${STACK_WANTS_CHROMIUM:-0} == 1 ]] && chromium_needs_install && packages+=(chromium)
     ((${#packages[@]} == 0)) || apt_install "${packages[@]}"
 }
 
@@ -96,6 +97,7 @@ cmd_run() {
 
 cmd_test() {
     local status=0
+    STACK_WANTS_CHROMIUM=1  # for tests/browser
     cmd_up
     log "ruff check"
     "$VENV/bin/ruff" check . || status=1

@@ -52,6 +52,7 @@ FUNCTIONS = {
     "GetStockFunction": "functions.get_stock.handler.handler",
     "ListFunction": "functions.list_resources.handler.handler",
     "ReplayFunction": "functions.replay.handler.handler",
+    "ConsoleFunction": "functions.console.handler.handler",
 }
 ROUTES = {
     ("POST", "/api/v1/kafka/webhook"): "WebhookFunction",
@@ -62,7 +63,34 @@ ROUTES = {
     ("GET", "/api/v1/rejected-events"): "ListFunction",
     ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    **{
+        ("GET", path): "ConsoleFunction"
+        for path in (
+            "/ui",
+            "/ui/go",
+            "/ui/warehouses",
+            "/ui/warehouses/{warehouse_id}",
+            "/ui/movements",
+            "/ui/movements/{movement_id}",
+            "/ui/losses",
+            "/ui/dead-letters",
+            "/ui/dead-letters/rows",
+            "/static/{path+}",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+            "/api/v1/stats/summary",
+            "/api/v1/reports/routes",
+        )
+    },
 }
+
+
+def api_gateway_path(path: str) -> str:
+    """A FastAPI route path as an HTTP API route: `{x:path}` is the greedy `{x+}`, and no route may
+    end in "/" (API Gateway routes /ui/ to the /ui route)."""
+    path = re.sub(r"\{(\w+):path\}", r"{\1+}", path)
+    return path.rstrip("/") if len(path) > 1 else path
 
 
 def venv_tool(name: str) -> Path:
@@ -162,8 +190,16 @@ def test_handler_is_importable_and_serves_the_template_routes(resources, name) -
     if not (ROOT / Path(*package.split(".")) / "routes.py").exists():
         assert name == "IngestFunction" and not declared
         return
-    router = importlib.import_module(f"{package}.routes").router
-    served = {(method, route.path) for route in router.routes for method in route.methods}
+    routes_module = importlib.import_module(f"{package}.routes")
+    # A function serving more than its router (the console: docs and schema) names its routers.
+    lambda_routers = getattr(routes_module, "lambda_routers", None)
+    routers = lambda_routers() if lambda_routers is not None else [routes_module.router]
+    served = {
+        (method, api_gateway_path(route.path))
+        for router in routers
+        for route in router.routes
+        for method in route.methods
+    }
     assert served == declared
 
 
@@ -409,6 +445,7 @@ OPERATOR_ROUTES = {
     ("GET", "/api/v1/rejected-events"): "ListFunction",
     ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    ("GET", "/ui/dead-letters/rows"): "ConsoleFunction",  # the console's dead-letter rows
 }
 HTTP_FUNCTIONS = sorted(set(ROUTES.values()))
 
@@ -634,6 +671,7 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     assert arns == [
         "*/GET/api/v1/rejected-events",
         "*/GET/api/v1/rejected-events/*",
+        "*/GET/ui/dead-letters/rows",
         "*/POST/api/v1/rejected-events/*/replay",
     ]
 
@@ -717,6 +755,7 @@ def test_each_role_reads_only_the_secrets_it_needs(template, resources) -> None:
         "GetStockFunction": "HttpFunctionRole",
         "ListFunction": "OperatorFunctionRole",
         "ReplayFunction": "OperatorFunctionRole",
+        "ConsoleFunction": "OperatorFunctionRole",
     }
     sasl = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/kafka-AbCdEf"
     token_mode = Deployed(template, OperatorAuth="Token", OperatorTokenSecretArn=OPERATOR_SECRET)
