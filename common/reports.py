@@ -16,7 +16,7 @@ import psycopg
 
 from common import outcome_counts
 from common.cursor import BadCursor, decode_cursor, encode_cursor
-from common.dead_letters import raw_text
+from common.dead_letter_views import raw_text
 from common.outcomes import Reason, Status
 from common.report_models import (
     DeadLetterCount,

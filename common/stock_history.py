@@ -49,18 +49,34 @@ def stock_as_of(
     """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
+    folded = conn.execute(
+        "SELECT max(folded_until) FROM stock_opening WHERE warehouse_id = %s", (warehouse_id,)
+    ).fetchone()
+    if folded and folded[0] is not None and as_of < folded[0]:
+        raise BeforeRetainedLog(folded[0])
     after = _stock_cursor(cursor)
     low, high = product_range or (None, None)
     rows = conn.execute(
         """
-        SELECT product_id,
-               sum(CASE WHEN event = 'arrival' THEN quantity ELSE -quantity END)::bigint,
-               max(received_at)
-        FROM movement_events
-        WHERE warehouse_id = %(w)s AND received_at <= %(t)s
-          AND (%(after)s::uuid IS NULL OR product_id > %(after)s::uuid)
-          AND (%(low)s::uuid IS NULL OR product_id BETWEEN %(low)s::uuid AND %(high)s::uuid)
-        GROUP BY product_id
+        WITH kept AS (
+            SELECT product_id,
+                   sum(CASE WHEN event = 'arrival' THEN quantity ELSE -quantity END)::bigint AS quantity,
+                   max(received_at) AS last_at
+            FROM movement_events
+            WHERE warehouse_id = %(w)s AND received_at <= %(t)s
+              AND (%(after)s::uuid IS NULL OR product_id > %(after)s::uuid)
+              AND (%(low)s::uuid IS NULL OR product_id BETWEEN %(low)s::uuid AND %(high)s::uuid)
+            GROUP BY product_id
+        ), opening AS (
+            SELECT product_id, quantity, folded_until AS last_at
+            FROM stock_opening
+            WHERE warehouse_id = %(w)s
+              AND (%(after)s::uuid IS NULL OR product_id > %(after)s::uuid)
+              AND (%(low)s::uuid IS NULL OR product_id BETWEEN %(low)s::uuid AND %(high)s::uuid)
+        )
+        SELECT product_id, coalesce(o.quantity, 0) + coalesce(k.quantity, 0),
+               greatest(k.last_at, o.last_at)
+        FROM kept k FULL JOIN opening o USING (product_id)
         ORDER BY product_id
         LIMIT %(n)s
         """,
@@ -69,6 +85,16 @@ def stock_as_of(
     page, more = rows[:limit], len(rows) > limit
     items = [StockView(warehouse_id=warehouse_id, product_id=p, quantity=q, updated_at=u) for p, q, u in page]
     return StockPage(items=items, next_cursor=encode_cursor("stock", page[-1][0]) if more else None)
+
+
+class BeforeRetainedLog(ValueError):
+    """`as_of` is before the events retention folded into the opening balance: not known any more."""
+
+    def __init__(self, folded_until: datetime) -> None:
+        super().__init__(
+            f"before {folded_until.isoformat()}, when older events were folded into an opening balance "
+            "(EVENT_LOG_RETENTION_DAYS): the stock at that time is no longer known"
+        )
 
 
 HEX = re.compile(r"^[0-9a-f]{1,32}$")

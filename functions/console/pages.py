@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -27,7 +27,7 @@ from common.db import get_pool
 from common.reads import list_movements
 from functions.console.api import in_lambda
 from functions.console.assets import static_url
-from functions.http.guards import bearer_token_ok
+from functions.http.guards import operator_token_configured, require_operator
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE_SIZE = 50
@@ -325,34 +325,10 @@ def losses(request: Request) -> HTMLResponse:
 DEAD_LETTER_ROWS_PATH = "/ui/dead-letters/rows"
 
 
-def operator_allowed(authorization: str | None) -> bool:
-    """Whether the caller may read dead letters: the operator routes' rule, from the settings.
-
-    gateway: API Gateway's authorizer already decided. Otherwise OPERATOR_TOKEN when set; closed
-    when the token lives in a secret (OPERATOR_TOKEN_SECRET_ARN) this process has not read; else
-    WEBHOOK_TOKEN, the token the replay route checks today (open when none is configured, as there).
-    """
-    settings = get_settings()
-    if settings.operator_auth == "gateway":
-        return True
-    if settings.operator_token:
-        return bearer_token_ok(authorization, settings.operator_token)
-    if settings.operator_token_secret_arn:
-        return False
-    return bearer_token_ok(authorization, settings.webhook_token)
-
-
 def token_required() -> bool:
     """Whether the page must ask for a token before it can list anything."""
     settings = get_settings()
-    return settings.operator_auth == "gateway" or bool(
-        settings.operator_token or settings.operator_token_secret_arn or settings.webhook_token
-    )
-
-
-def require_operator(authorization: Annotated[str | None, Header()] = None) -> None:
-    if not operator_allowed(authorization):
-        raise HTTPException(401, "missing or wrong operator token", headers={"WWW-Authenticate": "Bearer"})
+    return settings.operator_auth == "gateway" or operator_token_configured(settings)
 
 
 def _dead_letter_filters(params: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from common.db import get_pool
 from common.models import MovementPage, MovementStatus, RejectedEventPage, RejectedEventView, StockPage
 from common.outcomes import Reason
 from common.reads import list_movements, list_stock
-from common.stock_history import stock_as_of
+from common.stock_history import BeforeRetainedLog, stock_as_of
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
 from functions.http.guards import require_operator
@@ -54,7 +54,8 @@ AsOf = Annotated[
             "quantities of its arrivals minus those of its departures in this warehouse, over the "
             "events applied at or before it (`received_at`, the start of the applying transaction). "
             "Products with no such event are left out; `updated_at` is when the last of them was "
-            "applied. Computed from the event log, which therefore must be complete."
+            "applied. Computed from the event log plus the opening balance its retention (EVENT_LOG_RETENTION_DAYS) "
+            "folded old events into; a time before that fold is refused (422)."
         ),
         examples=["2025-02-18T14:00:00Z"],
     ),
@@ -98,7 +99,10 @@ def list_warehouse_stock(
     """
     if as_of is not None:  # issue 15: stock as of a past time
         at = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
-        return _page(lambda conn: stock_as_of(conn, warehouse_id, at, limit=limit, cursor=cursor))
+        try:
+            return _page(lambda conn: stock_as_of(conn, warehouse_id, at, limit=limit, cursor=cursor))
+        except BeforeRetainedLog as exc:
+            raise invalid_parameter("as_of", "query", str(exc)) from None
     return _page(lambda conn: list_stock(conn, warehouse_id, limit=limit, cursor=cursor))
 
 

@@ -1,0 +1,46 @@
+"""Stock as of a past time after the event log was trimmed (EVENT_LOG_RETENTION_DAYS): the
+opening balance the old events were folded into counts, and a time before the fold is refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from common.event_log import fold_before
+from common.ledger import apply_events
+from common.reads import list_stock
+from common.stock_history import BeforeRetainedLog, stock_as_of
+from tests.integration.ledger.conftest import ledger_event
+
+pytestmark = pytest.mark.integration
+
+
+def now(conn: psycopg.Connection) -> datetime:
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def quantities(page: object) -> dict[object, int]:
+    return {item.product_id: item.quantity for item in page.items}  # type: ignore[attr-defined]
+
+
+def test_as_of_after_a_fold_counts_the_opening_balance(ledger_conn: psycopg.Connection) -> None:
+    warehouse, p1, p2 = uuid4(), uuid4(), uuid4()
+    moments: list[tuple[datetime, dict[object, int]]] = []
+    for product, kind, quantity in [(p1, "arrival", 10), (p2, "arrival", 4), (p1, "departure", 3),
+                                    (p1, "arrival", 5), (p2, "departure", 4)]:  # fmt: skip
+        apply_events(ledger_conn, [ledger_event(uuid4(), kind, warehouse, product, quantity)])
+        moments.append((now(ledger_conn), quantities(list_stock(ledger_conn, warehouse, limit=10))))
+    cutoff = moments[2][0]
+
+    folded = fold_before(ledger_conn, cutoff)
+
+    assert folded.events == 3
+    for moment, expected in moments[2:]:
+        assert quantities(stock_as_of(ledger_conn, warehouse, moment)) == expected, moment
+    with pytest.raises(BeforeRetainedLog):
+        stock_as_of(ledger_conn, warehouse, moments[0][0])
