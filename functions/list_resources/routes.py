@@ -54,8 +54,8 @@ AsOf = Annotated[
             "quantities of its arrivals minus those of its departures in this warehouse, over the "
             "events applied at or before it (`received_at`, the start of the applying transaction). "
             "Products with no such event are left out; `updated_at` is when the last of them was "
-            "applied. Computed from the event log plus the opening balance its retention (EVENT_LOG_RETENTION_DAYS) "
-            "folded old events into; a time before that fold is refused (422)."
+            "applied. Computed from the event log plus the opening balance its retention "
+            "(EVENT_LOG_RETENTION_DAYS) folded old events into; a time before that fold is refused (422)."
         ),
         examples=["2025-02-18T14:00:00Z"],
     ),
