@@ -129,31 +129,28 @@ STATEMENTS: list[tuple[tuple[str, ...], str]] = [
         """,
     ),
     (
-        # Each event of the log is a half of its movement row, field for field.
-        ("movement_halves",),
+        ("movement_halves", "halves_without_events"),
         f"""
-        SELECT 'movement_halves', json_build_object('movement_id', e.movement_id, 'event', e.event),
-               {_HALF.format("e", "occurred_at")},
-               CASE WHEN h.movement_id IS NULL THEN 'no such half in movements'
-                    ELSE {_HALF.format("h", "at")} END
-        FROM movement_events e
-        LEFT JOIN ({_HALVES}) h ON h.movement_id = e.movement_id AND h.event = e.event
-        WHERE (h.product_id, h.warehouse_id, h.quantity, h.at)
-              IS DISTINCT FROM (e.product_id, e.warehouse_id, e.quantity, e.occurred_at)
-        """,
-    ),
-    (
-        # The halves with no event in the log, per pair, are exactly the folded events (above).
-        ("halves_without_events",),
-        f"""
-        WITH missing AS (
-            SELECT h.warehouse_id, h.product_id, count(*) AS n, sum({_NET.format("h")})::bigint AS net,
-                   (array_agg(h.movement_id || ' ' || h.event ORDER BY h.movement_id))[1:3] AS some
+        WITH odd AS (  -- the pairs (half, event) that differ, and the unpaired ones of either side
+            SELECT e.movement_id, coalesce(e.event, h.event) AS event,
+                   h.movement_id IS NOT NULL AS has_half, h.movement_id || ' ' || h.event AS half,
+                   {_HALF.format("e", "occurred_at")} AS logged, {_HALF.format("h", "at")} AS held,
+                   h.warehouse_id, h.product_id, {_NET.format("h")} AS net
             FROM ({_HALVES}) h
-            WHERE NOT EXISTS (SELECT 1 FROM movement_events e
-                              WHERE e.movement_id = h.movement_id AND e.event = h.event)
-            GROUP BY h.warehouse_id, h.product_id
+            FULL JOIN movement_events e ON e.movement_id = h.movement_id AND e.event = h.event
+            WHERE (h.product_id, h.warehouse_id, h.quantity, h.at)
+                  IS DISTINCT FROM (e.product_id, e.warehouse_id, e.quantity, e.occurred_at)
+        ), missing AS (
+            SELECT warehouse_id, product_id, count(*) AS n, sum(net)::bigint AS net,
+                   (array_agg(half ORDER BY half))[1:3] AS some
+            FROM odd WHERE movement_id IS NULL GROUP BY warehouse_id, product_id
         )
+        -- Each event of the log is a half of its movement row, field for field.
+        SELECT 'movement_halves', json_build_object('movement_id', movement_id, 'event', event), logged,
+               CASE WHEN has_half THEN held ELSE 'no such half in movements' END
+        FROM odd WHERE movement_id IS NOT NULL
+        UNION ALL
+        -- The halves with no event in the log, per pair, are exactly the folded events (above).
         SELECT 'halves_without_events', {_PAIR},
                format('%s folded events, net %s', coalesce(o.folded_events, 0), coalesce(o.quantity, 0)),
                format('%s halves without an event, net %s (%s)', coalesce(m.n, 0), coalesce(m.net, 0),
@@ -220,6 +217,12 @@ STATEMENTS: list[tuple[tuple[str, ...], str]] = [
 ]
 NOTES = frozenset({"dead_letter_settled_elsewhere"})
 CHECK_NAMES = tuple(name for names, _ in STATEMENTS for name in names)
+# The settings of a transaction of its own (see `reconcile`).
+OWN_TRANSACTION = (
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    "SET LOCAL statement_timeout = 0",
+    "SET LOCAL work_mem = '64MB'",
+)
 _COUNTS = """
     SELECT (SELECT count(*) FROM movement_events), (SELECT count(*) FROM movements),
            (SELECT count(*) FROM stock), (SELECT count(*) FROM rejected_events)
@@ -230,16 +233,17 @@ def reconcile(conn: psycopg.Connection, *, limit: int = MAX_ROWS_PER_CHECK) -> R
     """Run every check on one snapshot of the books; at most `limit` rows reported per check.
 
     On an idle connection, in a transaction of its own: REPEATABLE READ (one snapshot for every
-    check), READ ONLY, without a statement timeout (a full pass over a large event log may outlast
-    one meant for requests). Inside the caller's transaction, in that one as it is (a test that
-    breaks a row and rolls back). Nothing is written.
+    check), READ ONLY, no statement timeout (a full pass over a large event log may outlast one
+    meant for requests), 64 MB of work_mem (its hash joins over whole tables then stay in memory:
+    with the default 4 MB a million events spill 1.2 GB to temporary files). Inside the caller's
+    transaction, in that one as it is (a test that breaks a row and rolls back). Writes nothing.
     """
     report = Report()
     own = conn.info.transaction_status == TransactionStatus.IDLE
     with conn.transaction():
         if own:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            conn.execute("SET LOCAL statement_timeout = 0")
+            for setting in OWN_TRANSACTION:
+                conn.execute(setting)
         for names, statement in STATEMENTS:
             began = time.perf_counter()
             rows = conn.execute(statement).fetchall()
