@@ -5,6 +5,7 @@ committed state of the books (the ledger writes a batch, and a retention fold mo
 transaction each: the books balance at every commit, and a live service can be checked). Every
 check is set-based SQL returning only the offending rows, never a row-by-row walk in Python;
 checks that read the same rows share one statement (one pass over the event log, not three).
+`warehouse-stock reconcile` (cli/reconcile.py) and `python -m common.reconcile` print the report.
 
 What the constraints already guarantee, so no check repeats it: one event per (movement_id,
 event) (UNIQUE), event is `arrival`/`departure` and quantity > 0 (CHECK), one stock row per pair
@@ -15,10 +16,19 @@ one per pair with folded_events > 0. `stock_negative` is the one constraint chec
 
 Folded events (retention, migration 0004) leave `movement_events` for `stock_opening`, but
 `movements` is never trimmed, so every folded event is a movement half with no event in the log.
-A half is not excused one by one (its received_at is gone with its event); instead, per pair,
-the halves with no event must be exactly what was folded: as many as `folded_events`, net
-(arrivals minus departures) equal to the opening `quantity`. A lost event shows up there, and in
-`stock_balance`; a half whose event is gone and whose pair folded nothing shows up by its pair.
+No half is excused by age: its received_at went with its event, and a fold (by id ranges) need
+not take every event older than `folded_until`. Instead, per pair, the halves with no event must
+be exactly what was folded: `folded_events` of them, net (arrivals minus departures) the opening
+`quantity`. A lost event breaks that, and `stock_balance`, whatever its age.
+
+A note, not a discrepancy: a departure refused for lack of stock, still unresolved, whose very
+half is applied. Another delivery of the same event was decided on its own and applied (the
+producer's retry is a new record; a webhook client resends after its 409; the same events
+published again into a recreated topic, even at the same offsets, which is why matching
+coordinates prove nothing without the record digest the log does not keep). The stock counts the
+event once and the row truly records a refused delivery: nothing is wrong and nothing is left to
+replay. A Kafka one is settled (`duplicate`) by the next arrival on its pair within
+AUTO_REPLAY_WINDOW_SECONDS, any one by a replay.
 """
 
 from __future__ import annotations
@@ -199,11 +209,7 @@ STATEMENTS: list[tuple[tuple[str, ...], str]] = [
                     r.kafka_topic, r.kafka_partition, r.kafka_offset, r.record_digest IS NOT NULL,
                     r.movement_id, r.event, m.movement_id IS NOT NULL,
                     EXISTS (SELECT 1 FROM dead_letter_outbox x WHERE x.rejected_event_id = r.id))),
-            -- A note: a departure still waiting for stock whose very half is applied. Another
-            -- delivery of the same event (a producer's retry is a new record; a webhook client
-            -- resends after its 409) was decided on its own and applied; the waiting row is then
-            -- not retried until an arrival on its pair. The stock counts the event once, and the
-            -- row truly records a refused delivery: nothing is wrong, there is nothing to replay.
+            -- The note (module docstring): an unresolved lack of stock whose departure is applied.
             ('dead_letter_settled_elsewhere',
              r.reason = 'insufficient_stock' AND coalesce(r.replay_status, 'rejected') = 'rejected'
              AND h.w IS NOT NULL AND r.event = 'departure',
@@ -216,7 +222,6 @@ STATEMENTS: list[tuple[tuple[str, ...], str]] = [
     ),
 ]
 NOTES = frozenset({"dead_letter_settled_elsewhere"})
-CHECK_NAMES = tuple(name for names, _ in STATEMENTS for name in names)
 # The settings of a transaction of its own (see `reconcile`).
 OWN_TRANSACTION = (
     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
