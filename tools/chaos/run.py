@@ -2,14 +2,17 @@
 
 It stands up its own PostgreSQL, Redis and Kafka on spare ports (tools/chaos/stack.py), starts the
 app (uvicorn, webhook only) and a standalone poller, and streams movement events through Kafka and
-the webhook while it injects one fault at a time: kill -9 of the poller, a PostgreSQL restart,
-Redis stopped, a Kafka broker restart. A reader polls GET stock and /ready all along.
+the webhook while it injects one fault per phase: kill -9 of the poller, a PostgreSQL restart,
+Redis stopped, a Kafka broker restart, then two combined ones: PostgreSQL and Redis down together,
+and the broker restarted while PostgreSQL is down. A reader polls GET stock and /ready all along.
 
 After each fault, with the stream drained, it checks what a user would notice:
   - the stock of every pair equals the in-memory model exactly (in PostgreSQL and over HTTP);
   - every event sent is applied (once), a duplicate, or parked in rejected_events at its offset;
   - no read answered anything but 200, except 503 with Retry-After while PostgreSQL was down;
-  - /ready said 503 while PostgreSQL was down, and showed Redis down while it was stopped.
+  - /ready said 503 while PostgreSQL was down, and showed Redis down while it was stopped;
+  - the books balance: `common.reconcile` finds no discrepancy (stock against the event log,
+    movements against their events, dead letters against both).
 Exit status 0 only if every check of every phase passed. Bounded in time; cleans up after itself.
 """
 
@@ -21,6 +24,7 @@ import random
 import secrets
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +36,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from common.reconcile import reconcile
 from tools.chaos import procs
 from tools.chaos.stack import ChaosStack, default_state_dir
 from tools.chaos.workload import (
@@ -110,19 +115,22 @@ class PhaseReport:
     reads: int = 0
     reads_503: int = 0
     stock_ok: bool = False
+    books_ok: bool = False
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.stock_ok and not self.problems
+        return self.stock_ok and self.books_ok and not self.problems
 
     def line(self) -> str:
         return (
-            f"{self.name:<18} sent {self.sent:>5} (kafka {self.kafka}, webhook {self.webhook})  "
+            f"{self.name:<33} sent {self.sent:>5} (kafka {self.kafka}, webhook {self.webhook})  "
             f"applied {self.applied:>5}  duplicates {self.duplicates:>4}  parked {self.parked:>4}  "
             f"refused {self.refused:>3}  reads {self.reads:>5} (503 {self.reads_503})  "
-            f"stock {'OK' if self.stock_ok else 'FAIL'}  {self.seconds:5.1f}s  "
+            f"stock {'OK' if self.stock_ok else 'FAIL'}  books {'OK' if self.books_ok else 'FAIL'}  "
+            f"{self.seconds:5.1f}s  "
             f"{'PASS' if self.ok else 'FAIL'}"
         )
 
@@ -193,12 +201,14 @@ class Suite:
         self.reader = Reader(self.base_url, self.model.keys, random.Random(self.rng.random()))
         self.seed()
         self.reader.start()
-        say("phase              events sent, what became of them, reads during the phase, stock check")
+        say(f"{'phase':<33} events sent, what became of them, reads during the phase, stock and books checks")
         self.phase("baseline", None)
         self.phase("poller kill -9", self.fault_poller)
         self.phase("postgres restart", self.fault_postgres)
         self.phase(f"redis stop {self.profile.redis_down:.0f}s", self.fault_redis)
         self.phase("kafka restart", self.fault_kafka)
+        self.phase("postgres+redis down", self.fault_postgres_and_redis)
+        self.phase("kafka restart while postgres down", self.fault_kafka_while_postgres_down)
         if self.redis_pause:
             self.phase("redis pause", self.fault_redis_pause)
         self.reader.stop()
@@ -252,6 +262,8 @@ class Suite:
             say(f"    FAIL {problem}")
         if len(report.problems) > 12:
             say(f"    ... and {len(report.problems) - 12} more")
+        for note in report.notes[:3]:
+            say(f"    {note}")
 
     # --- faults -------------------------------------------------------------------------------------
 
@@ -277,9 +289,36 @@ class Suite:
             self.stack.stop_service("postgres")
             time.sleep(self.profile.postgres_down)
             self.stack.start_service("postgres")
-            if not wait_until(lambda: self.ready_status() == 200, 90, 0.2):
-                raise RuntimeError("/ready did not come back to 200 within 90 s of PostgreSQL's restart")
+            self.wait_ready_after("PostgreSQL")
             window.end = time.monotonic()
+
+    def fault_postgres_and_redis(self) -> None:
+        """Both stopped at once, kept down, both started at once: reads fall back to nothing."""
+        with self.window("postgres") as pg_window, self.window("redis"):
+            both("stop", self.stack.stop_service, ["postgres", "redis"])
+            time.sleep(self.profile.postgres_down)
+            both("start", self.stack.start_service, ["postgres", "redis"])
+            self.wait_ready_after("PostgreSQL and Redis")
+            pg_window.end = time.monotonic()
+
+    def fault_kafka_while_postgres_down(self) -> None:
+        """PostgreSQL stopped, then the broker stopped and started while it is still down: the
+        poller, failing its batch, also loses its broker and group; then PostgreSQL is started."""
+        with self.window("postgres") as pg_window:
+            self.stack.stop_service("postgres")
+            time.sleep(self.profile.poller_down)
+            with self.window("kafka"):
+                self.stack.stop_service("kafka")
+                time.sleep(self.profile.kafka_down)
+                self.stack.start_service("kafka")
+            time.sleep(self.profile.poller_down)
+            self.stack.start_service("postgres")
+            self.wait_ready_after("PostgreSQL")
+            pg_window.end = time.monotonic()
+
+    def wait_ready_after(self, what: str) -> None:
+        if not wait_until(lambda: self.ready_status() == 200, 90, 0.2):
+            raise RuntimeError(f"/ready did not come back to 200 within 90 s of restarting {what}")
 
     def fault_redis(self) -> None:
         with self.window("redis"):
@@ -400,8 +439,17 @@ class Suite:
             with psycopg.connect(self.stack.database_url, connect_timeout=10) as conn:
                 self.verify_ledger(report, items, conn)
                 self.verify_stock(report, conn)
+            with psycopg.connect(self.stack.database_url, autocommit=True, connect_timeout=10) as conn:
+                self.verify_books(report, conn)
         except psycopg.Error as exc:
             report.problems.append(f"verification query failed: {exc}")
+
+    def verify_books(self, report: PhaseReport, conn: psycopg.Connection) -> None:
+        """`warehouse-stock reconcile` over the whole database: every discrepancy fails the phase."""
+        books = reconcile(conn)
+        report.books_ok = books.ok
+        report.problems += [f"books: {d.line()}" for d in books.discrepancies]
+        report.notes += [f"books note: {n.line()}" for n in books.notes]
 
     def verify_ledger(self, report: PhaseReport, items: list[Item], conn: psycopg.Connection) -> None:
         valid = {i.event_key for i in items if i.kind == "valid" and i.event_key}
@@ -552,6 +600,25 @@ class Suite:
         for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
+
+
+def both(what: str, action: Callable[[str], None], services: list[str]) -> None:
+    """`action` on each service at the same moment (a thread each); the first error is raised."""
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            action(name)
+        except BaseException as exc:  # re-raised below, in the driver's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,), name=f"{what}-{n}") for n in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def say(message: str) -> None:
