@@ -32,7 +32,7 @@ import pytest
 from psycopg import sql
 
 from common.migrate import DATA_TABLES, migrate
-from tests.browser.support import TOKEN, Console, Week, iso, post
+from tests.browser.support import PRODUCER_TOKEN, TOKEN, Console, Week, iso, post
 from tests.e2e.support import REDIS_URL, AppProcess, envelope, start_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -76,8 +76,8 @@ def console_app(browser_database: str, tmp_path_factory: pytest.TempPathFactory)
         "DATABASE_URL": browser_database,
         "REDIS_URL": REDIS_URL,
         "CACHE_ENABLED": "true",
-        # The replay route checks WEBHOOK_TOKEN today and OPERATOR_TOKEN soon: both are set.
-        "WEBHOOK_TOKEN": TOKEN,
+        # Producers and operators hold different tokens (the operator routes refuse the producers').
+        "WEBHOOK_TOKEN": PRODUCER_TOKEN,
         "OPERATOR_TOKEN": TOKEN,
     }
     process = start_app(env, log)
@@ -87,7 +87,7 @@ def console_app(browser_database: str, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def api(console_app: AppProcess) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {PRODUCER_TOKEN}"}  # the webhook posts
     with httpx.Client(base_url=console_app.url, timeout=30, headers=headers) as client:
         yield client
 

@@ -13,6 +13,7 @@ import httpx
 from tests.e2e.support import PROJECT_ROOT, WEBHOOK, body
 
 TOKEN = "console-operator-token"
+PRODUCER_TOKEN = "console-producer-token"
 SCREENSHOTS = PROJECT_ROOT / ("docs/console" if os.environ.get("CONSOLE_SCREENSHOTS") == "1"
                               else ".stack/console-screenshots")  # fmt: skip
 
