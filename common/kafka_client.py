@@ -146,7 +146,7 @@ def validate(settings: Settings) -> None:
 
 def describe(settings: Settings) -> str:
     """How the clients connect, safe to log: protocol, mechanism, where credentials come from."""
-    parts = [settings.kafka_security_protocol]
+    parts: list[str] = [settings.kafka_security_protocol]
     mechanism = settings.kafka_sasl_mechanism
     if settings.kafka_security_protocol.startswith("SASL_") and mechanism:
         parts.append(mechanism)
@@ -190,7 +190,7 @@ def sasl_credentials(settings: Settings) -> tuple[str, str]:
     return str(secret["username"]), str(secret["password"])
 
 
-class MskIamTokenProvider(AbstractTokenProvider):
+class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # kafka-python is untyped
     """OAUTHBEARER tokens for Amazon MSK IAM, signed locally and reused until near expiry.
 
     kafka-python asks for a token on every new connection; signing is cheap but not free, and

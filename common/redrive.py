@@ -74,6 +74,11 @@ class RedriveReport:
     kept: list[KeptMessage] = field(default_factory=list)
     stopped: str | None = None
 
+    @property
+    def halted(self) -> bool:
+        """A handler failed: the run gives back what it still holds (`_one` sets `stopped`)."""
+        return self.stopped is not None
+
     def lines(self) -> list[str]:
         out = [
             f"messages received: {self.received}, re-driven and deleted: {self.redriven}, "
@@ -202,7 +207,7 @@ def redrive(
                 break
             for message in messages:
                 report.received += 1
-                if report.stopped is not None:  # received in the same call: give it back at once
+                if report.halted:  # received in the same call as the failure: give it back at once
                     _release(client, queue_url, message)
                     continue
                 if consumer is None:

@@ -740,7 +740,8 @@ def _partitions_of(exc: Exception) -> list[Any]:
 
 def _position(consumer: Any, tp: Any) -> int | None:
     try:
-        return consumer.position(tp, timeout_ms=REQUEST_BUDGET_MS)
+        position = consumer.position(tp, timeout_ms=REQUEST_BUDGET_MS)
+        return int(position) if position is not None else None
     except Exception:  # no position yet (awaiting a reset): no lag to report for it
         return None
 

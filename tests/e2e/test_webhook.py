@@ -53,7 +53,11 @@ def dead_letters(api: httpx.Client, reason: str, *, from_id: int | None = None) 
     items: list[dict[str, Any]] = []
     cursor = rejected_cursor_before(from_id) if from_id is not None else None
     while True:
-        params = {"reason": reason, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {
+            "reason": reason,
+            "limit": 500,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = api.get("/api/v1/rejected-events", params=params).json()
         items += page["items"]
         cursor = page["next_cursor"]

@@ -76,11 +76,11 @@ def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    parameters.base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]  # Powertools' provider cache: the only reset between moto tests
     with moto.mock_aws():
         yield boto3.client("secretsmanager", region_name=REGION)
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    parameters.base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]  # Powertools' provider cache: the only reset between moto tests
 
 
 def test_the_poller_applies_events_read_through_sasl_ssl_with_the_secrets_credentials(

@@ -147,6 +147,7 @@ def call_local(local_client: Any) -> Any:
     def call(event: dict[str, Any]) -> Answer:
         url = event["rawPath"] + (f"?{event['rawQueryString']}" if event.get("rawQueryString") else "")
         body = event.get("body")
+        content: bytes | None
         if body is not None and event.get("isBase64Encoded"):
             content = base64.b64decode(body)
         else:

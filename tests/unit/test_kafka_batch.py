@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
 ]
 
-VALID = {
+VALID: dict[str, Any] = {
     "id": "b3b53031-e83a-4654-87f5-b6b6fb09fd99",
     "source": "WH-3322",
     "specversion": "1.0",

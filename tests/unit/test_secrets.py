@@ -136,7 +136,7 @@ def test_cache_is_keyed_by_arn_with_max_age(aws, monkeypatch) -> None:
         calls.append({"name": name, **kwargs})
         return real_get_secret(name, **kwargs)
 
-    monkeypatch.setattr(secrets.parameters, "get_secret", spy)
+    monkeypatch.setattr(parameters, "get_secret", spy)  # the module common.secrets reads it from
     secrets.database_url_from_secret(arn)
 
     assert calls == [{"name": arn, "transform": "json", "max_age": secrets.SECRET_MAX_AGE_SECONDS}]
