@@ -89,7 +89,7 @@ def test_a_departure_read_before_its_stock_is_applied_once_the_arrival_lands(
     assert dead_letter(database_url, transfer) == ("insufficient_stock", "applied")
     # Everything delivered again (a new consumer group reads the topic from the start): no change.
     with poller_on(topic, unique("again")) as again:
-        wait_until(lambda: again.records >= 2, 60, what="the redelivery")
+        wait_until(lambda: again.records >= 2, 180, what="the redelivery")
     assert stock(database_url, warehouse, product) == 6
     with psycopg.connect(database_url) as conn:
         logged = conn.execute(
@@ -137,10 +137,11 @@ def test_each_parked_record_is_copied_to_the_dlq_topic_once(
     producer.flush(timeout=30)
     producer.close(timeout=10)
 
+    # Generous waits: joining a group and the first fetch can take long on a loaded machine.
     with poller_on(topic, group) as first:
-        wait_until(lambda: first.records >= 3, 60, what="the bad records")
+        wait_until(lambda: first.records >= 3, 180, what="the bad records")
     with poller_on(topic, unique("again")) as again:  # every record delivered a second time
-        wait_until(lambda: again.records >= 3, 60, what="the redelivery")
+        wait_until(lambda: again.records >= 3, 180, what="the redelivery")
 
     copies = copies_on(dlq_topic)
     with psycopg.connect(database_url) as conn:
