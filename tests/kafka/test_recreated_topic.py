@@ -15,7 +15,7 @@ Either way nothing is skipped and the poller says so in the log and in
 
 The big variant (`test_every_valid_event_of_a_large_recreated_topic_is_applied`) takes its size
 from KAFKA_RECREATED_TOPIC_RECORDS (default 5,000; the issue's 200,000 belongs in a chaos/bench
-run, see docs/snippets/kafka.md).
+run, see docs/kafka.md).
 """
 
 from __future__ import annotations
