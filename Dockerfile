@@ -36,6 +36,7 @@ RUN pip install --no-compile --no-deps --only-binary=:all: --require-hashes -r /
 
 COPY common/ common/
 COPY functions/ functions/
+COPY cli/ cli/
 COPY infra/docker/ infra/docker/
 RUN chmod 0755 infra/docker/entrypoint.sh
 

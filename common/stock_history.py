@@ -1,10 +1,12 @@
 """A warehouse's stock for the console: now (searchable by product id), as of a past time, and
 each product's last movements.
 
-Stock as of T comes from the event log alone: for (warehouse, product), the sum of the quantities
-of its arrivals minus those of its departures among the events whose `received_at` (the start of
-the transaction that applied them) is at or before T. An index of the log by warehouse, product
-and `received_at`, including event and quantity (migration 0003), makes it an index-only scan.
+Stock as of T comes from the event log: for (warehouse, product), the opening balance retention
+folded old events into (none without EVENT_LOG_RETENTION_DAYS) plus the quantities of its arrivals
+minus those of its departures among the events whose `received_at` (the start of the transaction
+that applied them) is at or before T. A T before the fold is refused: no longer known. An index of
+the log by warehouse, product and `received_at`, including event and quantity (migration 0003),
+makes it an index-only scan.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from common.config import get_settings
 from common.cursor import BadCursor
 from common.db import get_pool
 from common.reads import list_movements
+from common.stock_history import BeforeRetainedLog
 from functions.console.api import in_lambda
 from functions.console.assets import static_url
 from functions.http.guards import operator_token_configured, require_operator
@@ -121,6 +122,8 @@ def page(
         return render(error, 422, title="Invalid request", field=exc.field, message=exc.message)
     except BadCursor as exc:
         return render(error, 422, title="Invalid request", field="cursor", message=str(exc))
+    except BeforeRetainedLog as exc:
+        return render(error, 422, title="Invalid request", field="as_of", message=str(exc))
     if "not_found" in context:
         return render("error.html", 404, title="Not found", field=None, message=context["not_found"])
     return render(name, **context)

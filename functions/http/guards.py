@@ -28,6 +28,7 @@ OPERATOR_ROUTES = (
     "GET /api/v1/rejected-events",
     "GET /api/v1/rejected-events/{rejected_event_id}",
     "POST /api/v1/rejected-events/{rejected_event_id}/replay",
+    "GET /ui/dead-letters/rows",
 )
 WEBHOOK_ROUTE = "POST /api/v1/kafka/webhook"
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}

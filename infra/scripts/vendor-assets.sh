@@ -10,7 +10,7 @@
 #
 # Destination: functions/console/static/vendor/<package>@<version>/, served by the app under
 # /static/vendor/... (functions/console/routes.py); each package's LICENSE travels with it.
-# The versions are also named in functions/http_common.py (docs) and in the console's templates
+# The versions are also named in functions/http/offline_docs.py (docs) and in the console's templates
 # (uPlot): change them together.
 #
 # One patch, applied after extraction and covered by SHA256SUMS: ReDoc's sidebar credit ("API docs

@@ -44,3 +44,30 @@ def test_as_of_after_a_fold_counts_the_opening_balance(ledger_conn: psycopg.Conn
         assert quantities(stock_as_of(ledger_conn, warehouse, moment)) == expected, moment
     with pytest.raises(BeforeRetainedLog):
         stock_as_of(ledger_conn, warehouse, moments[0][0])
+
+
+def test_the_console_page_refuses_a_time_before_the_fold(
+    ledger_conn: psycopg.Connection, ledger_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from common import db
+    from common.config import get_settings
+    from functions.console.routes import router
+    from functions.http.app import make_app
+
+    warehouse, product = uuid4(), uuid4()
+    apply_events(ledger_conn, [ledger_event(uuid4(), "arrival", warehouse, product, 3)])
+    before = now(ledger_conn)
+    apply_events(ledger_conn, [ledger_event(uuid4(), "arrival", warehouse, product, 4)])
+    fold_before(ledger_conn, now(ledger_conn))
+    monkeypatch.setenv("DATABASE_URL", ledger_database_url)
+    get_settings.cache_clear()
+    db.close_pool()
+    try:
+        with TestClient(make_app([router], lambda_mode=False)) as client:
+            answer = client.get(f"/ui/warehouses/{warehouse}", params={"as_of": before.isoformat()})
+    finally:
+        db.close_pool()
+        get_settings.cache_clear()
+    assert answer.status_code == 422 and "as_of" in answer.text
