@@ -6,10 +6,7 @@ its data (a freeze with SIGSTOP would not do: the bump waits in the socket and r
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from uuid import uuid4
@@ -21,64 +18,17 @@ from common.config import get_settings
 from common.events import Origin, parse_event
 from common.reads import read_stock_json
 from common.service import ingest
-from tests.e2e.support import body, envelope, free_port, new_id, start_redis
+from tests.e2e.support import body, envelope, new_id, start_redis
+from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 
-class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to a target port until cut; cut = every connection dropped and
-    new ones refused, as in a network partition."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self.target_port = target_port
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        for sock in self._sockets:
-            sock.close()
-        self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-
 @pytest.fixture
-def redis_behind_proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CuttableProxy]:
+def redis_behind_proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
     """The service's cache on a redis-server of this test's own, reached through a cuttable proxy."""
     server = start_redis()
-    proxy = CuttableProxy(server.port)
+    proxy = TcpProxy(server.port)
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{proxy.port}/0")
     monkeypatch.setenv("CACHE_ENABLED", "true")
     get_settings.cache_clear()
@@ -108,7 +58,7 @@ def _quantity(warehouse: object, product: object) -> int:
 
 
 def test_a_write_while_redis_is_unreachable_is_not_hidden_by_the_old_cache_entry(
-    redis_behind_proxy: CuttableProxy,
+    redis_behind_proxy: TcpProxy,
 ) -> None:
     warehouse, product = uuid4(), uuid4()
     ingest([parse_event(_arrival(warehouse, product, 5), Origin.webhook())])
