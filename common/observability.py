@@ -287,3 +287,9 @@ def _invocation() -> Iterator[None]:
         yield
     finally:
         _in_lambda_invocation.reset(token)
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # `make run`'s processes (workers and pollers, functions/local_app/serve.py) share one metrics
+    # directory: each of them exports to it, whichever entry point it runs.
+    enable_prometheus()
