@@ -18,6 +18,7 @@ gracefully (a poller finishes and commits its batch first), then this process.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -37,6 +38,8 @@ logger = logging.getLogger("functions.local_app.serve")
 STOP_TIMEOUT_SECONDS = 30.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 PARTITIONS_TIMEOUT_SECONDS = 5.0
+APP = "functions.local_app.main:app"
+POLLER = "functions.local_app.poller"
 
 
 def cores() -> int:
@@ -95,8 +98,19 @@ class _Poller:
 class Supervisor:
     """Starts uvicorn and the pollers, restarts pollers that exit, stops everything on a signal."""
 
-    def __init__(self, settings: Settings, *, workers: int, pollers: int, metrics_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workers: int,
+        pollers: int,
+        metrics_dir: Path,
+        app: str = APP,
+        poller: str = POLLER,
+    ) -> None:
         self.settings = settings
+        self.app = app
+        self.poller_module = poller
         self.workers = workers
         self.metrics_dir = metrics_dir
         self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
@@ -107,7 +121,7 @@ class Supervisor:
     def uvicorn_command(self) -> list[str]:
         s = self.settings
         return [
-            sys.executable, "-m", "uvicorn", "functions.local_app.main:app",
+            sys.executable, "-m", "uvicorn", self.app,
             "--host", s.app_host, "--port", str(s.app_port), "--workers", str(self.workers),
             "--log-level", s.log_level.lower(), "--access-log" if s.access_log else "--no-access-log",
         ]  # fmt: skip
@@ -124,7 +138,7 @@ class Supervisor:
         self.uvicorn = subprocess.Popen(self.uvicorn_command(), env={**self.env, "KAFKA_POLLERS": "0"})
 
     def _start_poller(self, poller: _Poller) -> None:
-        poller.process = subprocess.Popen([sys.executable, "-m", "functions.local_app.poller"], env=self.env)
+        poller.process = subprocess.Popen([sys.executable, "-m", self.poller_module], env=self.env)
         poller.started.append(time.monotonic())
         logger.info("kafka poller %d started (pid %d)", poller.index, poller.process.pid)
 
@@ -190,7 +204,12 @@ def _metrics_dir() -> tuple[Path, bool]:
     return path, False
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The local app on every core (make run).")
+    # The benchmark serves its variants of the app (tools/bench/bench_asgi.py) the same way.
+    parser.add_argument("--app", default=APP, help=argparse.SUPPRESS)
+    parser.add_argument("--poller", default=POLLER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     partitions = (
@@ -200,7 +219,9 @@ def main() -> int:
     )
     workers, pollers = layout(settings, partitions=partitions)
     metrics_dir, ours = _metrics_dir()
-    supervisor = Supervisor(settings, workers=workers, pollers=pollers, metrics_dir=metrics_dir)
+    supervisor = Supervisor(
+        settings, workers=workers, pollers=pollers, metrics_dir=metrics_dir, app=args.app, poller=args.poller
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         logger.info("%s received: stopping", signal.Signals(signum).name)
