@@ -224,7 +224,7 @@ def invalidate(names: Iterable[str]) -> None:
     if _owes_generation and not _pay_generation():
         return
     try:
-        _bump_script(keys=keys, args=[_version_ttl(), *(_token() for _ in keys)])
+        _bump_script(keys=keys, args=[_version_ttl(), *_tokens(len(keys))])
     except redis.RedisError as exc:
         _owes_generation = True
         _warn("invalidate", exc)
@@ -237,6 +237,12 @@ _last_payment_attempt = 0.0
 def _token() -> str:
     """A version nobody has used: random, so an expired or evicted version never comes back."""
     return secrets.token_hex(8)
+
+
+def _tokens(count: int) -> list[str]:
+    """`count` such tokens from one read of the system's randomness (a batch bumps hundreds)."""
+    pool = secrets.token_hex(8 * count)
+    return [pool[16 * i : 16 * (i + 1)] for i in range(count)]
 
 
 def _version_ttl() -> int:
