@@ -980,6 +980,7 @@ class WrkResult:
     server_cpu_ms: float = float("nan")  # the server's processes (all workers) CPU per request
     postgres_cpu_ms: float = float("nan")
     redis_cpu_ms: float = float("nan")
+    events_per_transaction: float = float("nan")  # webhook runs: log rows per inserting transaction
 
 
 def ensure_wrk() -> str:
@@ -1223,14 +1224,17 @@ def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult, nonce: 
     made, and every key's stock is its seed plus all the webhook events logged for it.
 
     The run's events are told apart by their movement ids, which start with its 8-hex-digit nonce.
-    Returns the number of events this run applied, and the problems found."""
+    Returns the number of events this run applied, and the problems found. Also notes on `result`
+    how many transactions applied them (distinct xmin of their log rows): group commit at work."""
     problems = []
     time.sleep(1.0)  # requests in flight when wrk stopped finish on the server
     with db() as conn:
-        applied = conn.execute(
-            "SELECT count(*) FROM movement_events WHERE origin = 'webhook' AND movement_id::text LIKE %s",
+        applied, distinct, transactions = conn.execute(
+            "SELECT count(*), count(DISTINCT (movement_id, event)), count(DISTINCT xmin::text) "
+            "FROM movement_events WHERE origin = 'webhook' AND movement_id::text LIKE %s",
             (f"{nonce}-%",),
-        ).fetchone()[0]
+        ).fetchone()
+        result.events_per_transaction = applied / max(transactions, 1)
         rows = conn.execute(
             """
             SELECT s.warehouse_id::text, s.product_id::text, s.quantity,
@@ -1241,6 +1245,8 @@ def check_webhook(seeded: dict[tuple[str, str], int], result: WrkResult, nonce: 
             """
         ).fetchall()
         rejected = conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+    if distinct != applied:
+        problems.append(f"{applied - distinct} events logged more than once")
     if not result.ok2xx <= applied <= result.generated:
         problems.append(f"{applied} applied but {result.ok2xx} answered 2xx and {result.generated} generated")
     if result.non2xx or result.socket_errors:
@@ -1420,7 +1426,8 @@ def _http_rows(
             "each logged once",
             verdict(wh >= TARGETS["webhook_eps"] and m("webhook", "p99_ms") < TARGETS["webhook_p99_ms"]),
             f"{spread([r.rps for r in runs['webhook']])}; all 2xx; DB: {applied_total:,} applied by rows "
-            f"4 and 4b, each logged once, stock = seed + log for every key; {cpu('webhook')}",
+            f"4 and 4b, each logged once, stock = seed + log for every key; "
+            f"{m('webhook', 'events_per_transaction'):.1f} events per transaction; {cpu('webhook')}",
         )
     )
     report.add(
