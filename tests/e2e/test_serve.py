@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from common.config import Settings
-from functions.local_app.serve import layout
+from functions.local_app.serve import Supervisor, layout
 from tests.e2e.support import PROJECT_ROOT, free_port
 from tools.kafka_helpers import create_topic, delete_topic, produce, unique, wait_until
 
@@ -40,6 +40,15 @@ def test_layout_defaults_to_every_core_and_one_poller_per_partition_up_to_the_co
     )
     assert layout(Settings(app_mode="kafka", kafka_pollers=0), partitions=3, available=2) == (2, 0)
     assert layout(Settings(app_mode="webhook_only"), partitions=3, available=2) == (2, 0)
+
+
+def test_access_log_is_off_unless_asked_for(tmp_path: Path) -> None:
+    def command(**settings: object) -> list[str]:
+        return Supervisor(Settings(**settings), workers=2, pollers=0, metrics_dir=tmp_path).uvicorn_command()  # type: ignore[arg-type]
+
+    assert "--no-access-log" in command() and "--access-log" not in command()
+    assert "--access-log" in command(access_log=True)
+    assert command()[command().index("--workers") + 1] == "2"
 
 
 def children(pid: int) -> list[tuple[int, str]]:
