@@ -10,6 +10,7 @@ drift.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -170,6 +171,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app.state.poller = _start_poller(settings)
+    # Everything imported so far lives as long as the process: out of the collector's way, so a
+    # full collection (rare in steady state) walks only what requests keep, not the ~80,000
+    # objects of the imports (a ~40 ms pause on the development machine).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
