@@ -1,14 +1,21 @@
 """Redis read-through cache for the two brief GET endpoints, never stale after a write.
 
 Keys are versioned: every write sets `ver:<name>` to a fresh random token after its transaction
-commits, and readers fetch the version (and the cache generation, see `invalidate`) and the entry
-for that version in one round trip. A reader that loaded an old row just before the bump stores
-it under the old version, which nobody asks for again, so a read that starts after a write's
-commit can never see the value from before it.
+commits. An entry `val:<name>` is stored tagged with the generation (see `invalidate`) and the
+version its reader saw before loading it, and is served only while both are still current: a
+reader fetches generation, version and entry in one round trip (MGET). A reader that loaded an
+old row just before the bump stores it tagged with the old version, which is never current again,
+so a read that starts after a write's commit can never see the value from before it.
 
 Versions are random tokens, never counters: a version key that expires or is evicted (Redis under
 `allkeys-lru`) is re-created by the next reader with a new token, so an entry stored under an
 earlier version can never become current again (a counter restarting at 1 would revive it).
+
+Reads are async (`redis.asyncio`, hiredis parsing the replies): a cache hit is one command on
+the event loop, with no thread-pool hop, pipelined with the other requests' (`common.redis_batch`).
+An asyncio client belongs to the loop it was made on, so there is one per event loop (a uvicorn
+worker has one; Mangum and a test client have their own).
+Writes stay synchronous: they follow a committed transaction, which runs in a thread anyway.
 
 Redis down or slow (short socket timeouts) is not an error: reads fall through to PostgreSQL
 with a warning, and the warning is rate-limited so an outage does not flood the log.
@@ -16,36 +23,42 @@ with a warning, and the warning is rate-limited so an outage does not flood the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from common.config import get_settings
+from common.redis_batch import AutoPipeline
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] = generation key, KEYS[2] = version key; ARGV[1] = entry key prefix, ARGV[2] and ARGV[3]
-# = fresh tokens for a missing generation / version, ARGV[4] = their TTL.
-# Returns {"<generation>:<version>", entry or false}: one round trip.
-_READ_SCRIPT = """
+# A miss whose generation or version key is missing (first read, expired, evicted) creates it with
+# a fresh token, atomically. KEYS[1] = generation key, KEYS[2] = version key; ARGV[1] and ARGV[2] =
+# fresh tokens, ARGV[3] = the version's TTL. Returns the tag "<generation>:<version>".
+_TAG_SCRIPT = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then
-  gen = ARGV[2]
+  gen = ARGV[1]
   redis.call('SET', KEYS[1], gen)
 end
 local ver = redis.call('GET', KEYS[2])
 if not ver then
-  ver = ARGV[3]
-  redis.call('SET', KEYS[2], ver, 'EX', ARGV[4])
+  ver = ARGV[2]
+  redis.call('SET', KEYS[2], ver, 'EX', ARGV[3])
 end
-local tag = gen .. ':' .. ver
-return {tag, redis.call('GET', ARGV[1] .. tag)}
+return gen .. ':' .. ver
 """
+# An entry is "<generation>:<version>|<body>": tokens are hex, so the first '|' ends the tag.
+_TAG_END = b"|"
 GENERATION_KEY = "cache:generation"
 
 # KEYS = version keys, ARGV[1] = their TTL, ARGV[2..] = a fresh token per key. One round trip
@@ -60,10 +73,20 @@ return #KEYS
 # readable until its TTL ends, while a timed-out read merely costs a query.
 WRITE_TIMEOUT_SECONDS = 1.0
 
-_client: redis.Redis | None = None
+# Exceptions that mean "Redis did not answer in time": the read goes to PostgreSQL instead.
+_UNAVAILABLE = (redis.RedisError, OSError)  # TimeoutError is an OSError
+
+
+@dataclass(frozen=True)
+class _Reader:
+    client: redis.asyncio.Redis
+    pipeline: AutoPipeline
+    tag_script: Any
+
+
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reader] = weakref.WeakKeyDictionary()
 _writer: redis.Redis | None = None
 _client_lock = threading.Lock()
-_read_script: Any = None
 _bump_script: Any = None
 _last_warning = 0.0
 
@@ -76,24 +99,28 @@ def _warn(action: str, exc: Exception) -> None:
         logger.warning("redis unavailable during %s, answering from PostgreSQL: %s", action, exc)
 
 
-def client() -> redis.Redis | None:
-    """The process-wide Redis client, or None when the cache is switched off."""
-    global _client, _read_script
-    settings = get_settings()
-    if not settings.cache_enabled:
+def reader() -> redis.asyncio.Redis | None:
+    """This event loop's Redis client, or None when the cache is switched off."""
+    entry = _reader()
+    return entry.client if entry is not None else None
+
+
+def _reader() -> _Reader | None:
+    if not get_settings().cache_enabled:
         return None
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                timeout = settings.redis_timeout_seconds
-                _client = redis.Redis.from_url(
-                    settings.redis_url,
-                    socket_timeout=timeout,
-                    socket_connect_timeout=timeout,
-                    health_check_interval=30,
-                )
-                _read_script = _client.register_script(_READ_SCRIPT)
-    return _client
+    loop = asyncio.get_running_loop()
+    entry = _readers.get(loop)
+    if entry is None:  # no await in between: one client per loop, whatever runs concurrently
+        settings = get_settings()
+        timeout = settings.redis_timeout_seconds
+        client = redis.asyncio.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+        entry = _readers[loop] = _Reader(client, AutoPipeline(client), client.register_script(_TAG_SCRIPT))
+    return entry
 
 
 def _write_client() -> redis.Redis | None:
@@ -114,14 +141,18 @@ def _write_client() -> redis.Redis | None:
 
 
 def reset() -> None:
-    """Forget the clients (tests that change REDIS_URL or CACHE_ENABLED)."""
-    global _client, _writer, _read_script, _bump_script, _owes_generation
+    """Forget the clients (tests that change REDIS_URL or CACHE_ENABLED).
+
+    Readers are dropped, not closed: closing one needs its own loop, which may be gone; its
+    connections close when it is collected.
+    """
+    global _writer, _bump_script, _owes_generation
     with _client_lock:
-        for existing in (_client, _writer):
-            if existing is not None:
-                existing.close()
-        _client = _writer = None
-        _read_script = _bump_script = None
+        if _writer is not None:
+            _writer.close()
+        _readers.clear()
+        _writer = None
+        _bump_script = None
         _owes_generation = False
 
 
@@ -133,27 +164,48 @@ def movement_name(movement_id: object) -> str:
     return f"movement:{movement_id}"
 
 
-def read_through(name: str, load: Callable[[], bytes | None]) -> bytes | None:
-    """The cached bytes for `name`, or `load()` (stored for next time unless it is None)."""
-    r = client()
-    if r is None or not _debt_paid():
-        return load()
+async def read_through(name: str, load: Callable[[], Awaitable[bytes | None]]) -> bytes | None:
+    """The cached bytes for `name`, or `await load()` (stored for next time unless it is None)."""
+    entry = _reader()
+    if entry is None or not await _debt_paid():
+        return await load()
+    version_key, entry_key = f"ver:{name}", f"val:{name}"
     try:
-        tag, cached = _read_script(
-            keys=[GENERATION_KEY, f"ver:{name}"], args=[f"val:{name}:", _token(), _token(), _version_ttl()]
+        generation, version, cached = await entry.pipeline.execute(
+            "MGET", GENERATION_KEY, version_key, entry_key
         )
-    except redis.RedisError as exc:
+        if generation is not None and version is not None:
+            tag = generation + b":" + version
+            if cached is not None and cached.startswith(tag + _TAG_END):
+                return bytes(cached[len(tag) + 1 :])
+        else:  # first read since the key expired or was evicted: a fresh token, never an old one
+            tag = await entry.tag_script(
+                keys=[GENERATION_KEY, version_key], args=[_token(), _token(), _version_ttl()]
+            )
+    except _UNAVAILABLE as exc:
         _warn("read", exc)
-        return load()
-    if cached is not None:
-        return cached
-    value = load()
+        return await load()
+    value = await load()
     if value is not None:
         try:
-            r.set(f"val:{name}:{tag.decode()}", value, ex=get_settings().cache_ttl_seconds)
-        except redis.RedisError as exc:
+            await entry.pipeline.execute(
+                "SET", entry_key, tag + _TAG_END + value, "EX", get_settings().cache_ttl_seconds
+            )
+        except _UNAVAILABLE as exc:
             _warn("fill", exc)
     return value
+
+
+async def ping() -> str:
+    """`ok`, `unavailable` or `disabled`: what readiness reports for the cache."""
+    client = reader()
+    if client is None:
+        return "disabled"
+    try:
+        await client.ping()
+        return "ok"
+    except _UNAVAILABLE:
+        return "unavailable"
 
 
 def invalidate(names: Iterable[str]) -> None:
@@ -172,7 +224,7 @@ def invalidate(names: Iterable[str]) -> None:
     if _owes_generation and not _pay_generation():
         return
     try:
-        _bump_script(keys=keys, args=[_version_ttl(), *(_token() for _ in keys)])
+        _bump_script(keys=keys, args=[_version_ttl(), *_tokens(len(keys))])
     except redis.RedisError as exc:
         _owes_generation = True
         _warn("invalidate", exc)
@@ -187,18 +239,30 @@ def _token() -> str:
     return secrets.token_hex(8)
 
 
+def _tokens(count: int) -> list[str]:
+    """`count` such tokens from one read of the system's randomness (a batch bumps hundreds)."""
+    pool = secrets.token_hex(8 * count)
+    return [pool[16 * i : 16 * (i + 1)] for i in range(count)]
+
+
 def _version_ttl() -> int:
     """Versions outlive the entries stored under them; an expired one is simply re-created."""
     return max(get_settings().cache_ttl_seconds * 2, 60)
 
 
-def _debt_paid() -> bool:
-    """True unless a generation bump is owed and cannot be paid now (tried at most once a second)."""
+async def _debt_paid() -> bool:
+    """True unless a generation bump is owed and cannot be paid now (tried at most once a second).
+
+    Paid through the writer (its longer timeout) in a thread: it happens at most once a second,
+    and only while Redis has been failing.
+    """
+    global _last_payment_attempt
     if not _owes_generation:
         return True
     if time.monotonic() - _last_payment_attempt < 1.0:
         return False
-    return _pay_generation()
+    _last_payment_attempt = time.monotonic()  # before the hop: concurrent readers do not all try
+    return await asyncio.to_thread(_pay_generation)
 
 
 def _pay_generation() -> bool:

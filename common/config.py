@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     app_port: int = Field(8000, ge=1, le=65535)
     # Worker processes of the local app; unset means one per CPU core.
     app_workers: int | None = Field(None, ge=1, le=64)
+    # Kafka poller processes `make run` starts beside the workers in kafka mode; unset: one per
+    # partition of KAFKA_TOPIC, at most one per core; 0: none. The app started on its own
+    # (`uvicorn functions.local_app.main:app`) runs one poller thread instead, unless this is 0.
+    kafka_pollers: int | None = Field(None, ge=0, le=64)
     access_log: bool = False
     webhook_token: str | None = Field(None, repr=False)
     webhook_token_secret_arn: str | None = None

@@ -142,18 +142,39 @@ def ordered_records(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
     return list(heapq.merge(*chunks, key=lambda r: int(r.get("timestamp") or 0)))
 
 
-def ingest_records(records: Iterable[Mapping[str, Any]], cluster: str | None = None) -> BatchResult:
-    """Decode and validate every record, then apply them all in one transaction.
+@dataclass(frozen=True)
+class DecodedBatch:
+    """A batch decoded and validated, not yet applied: the CPU half of a batch, no I/O.
+
+    The two halves are separate so a consumer can decode the next batch while this one commits
+    (`common.kafka_pipeline.ApplyAhead`).
+    """
+
+    items: list[IncomingEvent]
+    started: float  # time.perf_counter() when decoding began
+
+
+def decode_records(records: Iterable[Mapping[str, Any]], cluster: str | None = None) -> DecodedBatch:
+    """Every record of a Lambda-shaped batch as an `IncomingEvent`, in order; never raises."""
+    started = time.perf_counter()
+    return DecodedBatch([record_to_incoming(record, cluster) for record in records], started)
+
+
+def apply_decoded(batch: DecodedBatch) -> BatchResult:
+    """Apply a decoded batch in one transaction; metrics after the commit (which never raise).
 
     Database faults (unreachable, lost races beyond the bounded retries) propagate: the caller
-    must fail the batch so it is redelivered. Metrics after the commit never raise.
+    must fail the batch so it is redelivered.
     """
-    started = time.perf_counter()
-    items = [record_to_incoming(record, cluster) for record in records]
-    outcomes = service.ingest(items)
-    result = BatchResult(items, outcomes, time.perf_counter() - started)
+    outcomes = service.ingest(batch.items)
+    result = BatchResult(batch.items, outcomes, time.perf_counter() - batch.started)
     observability.record_outcomes(outcomes, ORIGIN_LABEL)
     return result
+
+
+def ingest_records(records: Iterable[Mapping[str, Any]], cluster: str | None = None) -> BatchResult:
+    """Decode and validate every record, then apply them all in one transaction."""
+    return apply_decoded(decode_records(records, cluster))
 
 
 def ingest_kafka_event(event: KafkaEvent) -> BatchResult:
@@ -216,6 +237,9 @@ def lambda_event(
 __all__ = [
     "BatchResult",
     "cluster_arn",
+    "DecodedBatch",
+    "apply_decoded",
+    "decode_records",
     "cluster_of",
     "lambda_event",
     "ingest_kafka_event",

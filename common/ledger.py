@@ -116,14 +116,18 @@ def apply_batch(
         for item, o in pairs
         if o.status is Status.APPLIED and o.event is not None and not o.redelivered
     ]
-    store.write_movements(conn, state, existing)
-    store.write_stock(conn, state, existing, _placeholders(candidates, decided, existing))
+    with conn.pipeline() as writes:  # the row writes in one round trip, movements first as locked
+        inserts = store.write_movements(conn, state, existing)
+        inserts += store.write_stock(conn, state, existing, _placeholders(candidates, decided, existing))
+        writes.sync()
+        store.check_inserts(inserts)
     store.append_log(conn, to_log)
     if park_rejected:
         outcomes = _park(conn, items, outcomes)
     retried_ids = [(letter.id, o) for letter, o in retried]
-    dead_letters.record_replays(conn, retried_ids, auto=True)
-    outcome_counts.record(conn, items, outcomes)
+    with conn.pipeline():  # the bookkeeping in one round trip
+        dead_letters.record_replays(conn, retried_ids, auto=True)
+        outcome_counts.record(conn, items, outcomes)
     return Applied(outcomes, retried_ids)
 
 

@@ -1,7 +1,9 @@
 """One observability module for every entry point: the metrics, the Lambda wrapper, the logger.
 
 The same metric names everywhere. A local process (the app, a poller) calls `enable_prometheus()`
-and its /metrics exposes them; a Lambda function is wrapped by `lambda_entry`, and the same names go
+and its /metrics exposes them (under `make run` every worker and poller writes to the shared
+PROMETHEUS_MULTIPROC_DIR, and any worker's /metrics sums them all: `exposition`); a Lambda
+function is wrapped by `lambda_entry`, and the same names go
 to CloudWatch (namespace POWERTOOLS_METRICS_NAMESPACE, default `WarehouseStock`) through Powertools'
 embedded metric format, one line per label combination. Neither costs anything when off, and
 neither can fail the work it measures: a committed batch must never become a redelivery because a
@@ -86,7 +88,11 @@ def enable_prometheus() -> None:
             ["method", "route", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         ),
-        poller_lag=Gauge(POLLER_LAG, "Records the local pollers have yet to consume, over their partitions."),
+        poller_lag=Gauge(
+            POLLER_LAG,
+            "Records the local pollers have yet to consume, over their partitions.",
+            multiprocess_mode="livesum",  # each poller process reports its own partitions
+        ),
         offset_resets=PCounter(
             POLLER_OFFSET_RESETS.removesuffix("_total"),
             "Times a poller found its position outside a partition (e.g. a recreated topic) and reset it.",
@@ -97,6 +103,29 @@ def enable_prometheus() -> None:
 
 def prometheus_enabled() -> bool:
     return _prometheus is not None
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text and its content type: this process's metrics, or, when
+    PROMETHEUS_MULTIPROC_DIR is set (`make run`: several workers and pollers), every process's."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest(), CONTENT_TYPE_LATEST
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a stopped process's live gauges from the shared metrics (its counters stay summed)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def namespace() -> str:
@@ -148,6 +177,9 @@ def record_kafka_batch(ok: bool, seconds: float) -> None:
         _cloudwatch(KAFKA_BATCH_SECONDS, seconds, {}, unit="Seconds")
 
 
+_http_children: dict[tuple[str, str, int], Any] = {}
+
+
 @_never_raises
 def record_failed_batch_age(seconds: float | None) -> None:
     """How old the oldest record of a failed batch is (a Lambda invocation only; no dimensions)."""
@@ -157,9 +189,18 @@ def record_failed_batch_age(seconds: float | None) -> None:
 
 @_never_raises
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    """Request latency (local app only: in AWS, API Gateway measures it)."""
+    """Request latency (local app only: in AWS, API Gateway measures it).
+
+    Each label combination's child is looked up once: `labels()` costs more than the observation.
+    """
     if _prometheus is not None:
-        _prometheus.http_seconds.labels(method=method, route=route, status=str(status)).observe(seconds)
+        key = (method, route, status)
+        child = _http_children.get(key)
+        if child is None:
+            child = _http_children[key] = _prometheus.http_seconds.labels(
+                method=method, route=route, status=str(status)
+            )
+        child.observe(seconds)
 
 
 @_never_raises
@@ -256,3 +297,9 @@ def _invocation() -> Iterator[None]:
         yield
     finally:
         _in_lambda_invocation.reset(token)
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # `make run`'s processes (workers and pollers, functions/local_app/serve.py) share one metrics
+    # directory: each of them exports to it, whichever entry point it runs.
+    enable_prometheus()

@@ -1,12 +1,14 @@
 """Every read of stock and movements: the response models, single reads through the cache, lists.
 
 The two brief GET endpoints (one stock, one movement) read through the Redis cache and hand out
-the cached bytes as the response body; the lists are operator tools read straight from
-PostgreSQL with keyset pagination (`common.cursor`).
+the cached bytes as the response body, async end to end (a miss queries the event loop's async
+pool, `common.db_async`); the lists are operator tools read straight from PostgreSQL with keyset
+pagination (`common.cursor`).
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -14,7 +16,8 @@ from psycopg import sql
 
 from common import cache
 from common.cursor import DEFAULT_LIMIT, decode_uuid_key, encode_cursor, page_of
-from common.db import as_utc, get_pool
+from common.db import as_utc
+from common.db_async import get_async_pool
 from common.models import MovementPage, MovementStatus, MovementView, StockPage, StockView
 
 # Event times are read as UTC wall-clock values and tagged UTC in Python: loading a timestamptz in a
@@ -45,47 +48,53 @@ def movement_from_row(row: tuple) -> MovementView:
     )
 
 
-def get_stock(conn: psycopg.Connection, warehouse_id: UUID, product_id: UUID) -> StockView:
-    row = conn.execute(
-        "SELECT quantity, updated_at FROM stock WHERE warehouse_id = %s AND product_id = %s",
-        (warehouse_id, product_id),
-    ).fetchone()
+STOCK_QUERY = "SELECT quantity, updated_at FROM stock WHERE warehouse_id = %s AND product_id = %s"
+MOVEMENT_QUERY = f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE movement_id = %s AND status IS NOT NULL"
+
+
+def stock_from_row(warehouse_id: UUID, product_id: UUID, row: tuple[Any, ...] | None) -> StockView:
+    """A pair no applied event touched (no row, or a placeholder row) reads as quantity 0."""
     quantity, updated_at = row if row and row[1] is not None else (0, None)
     return StockView(
         warehouse_id=warehouse_id, product_id=product_id, quantity=quantity, updated_at=updated_at
     )
 
 
+def get_stock(conn: psycopg.Connection, warehouse_id: UUID, product_id: UUID) -> StockView:
+    row = conn.execute(STOCK_QUERY, (warehouse_id, product_id)).fetchone()
+    return stock_from_row(warehouse_id, product_id, row)
+
+
 def get_movement(conn: psycopg.Connection, movement_id: UUID) -> MovementView | None:
     """None when no event of the movement has been applied."""
-    row = conn.execute(
-        f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE movement_id = %s AND status IS NOT NULL",
-        (movement_id,),
-    ).fetchone()
+    row = conn.execute(MOVEMENT_QUERY, (movement_id,)).fetchone()
     return movement_from_row(row) if row else None
 
 
-def read_stock_json(warehouse_id: UUID, product_id: UUID) -> bytes:
+async def read_stock_json(warehouse_id: UUID, product_id: UUID) -> bytes:
     """The stock as the JSON the API returns, through the cache: served as-is on a hit."""
 
-    def load() -> bytes:
-        with get_pool().connection() as conn:
-            return get_stock(conn, warehouse_id, product_id).model_dump_json().encode()
+    async def load() -> bytes:
+        async with (await get_async_pool()).connection() as conn:
+            cur = await conn.execute(STOCK_QUERY, (warehouse_id, product_id))
+            row = await cur.fetchone()
+        return stock_from_row(warehouse_id, product_id, row).model_dump_json().encode()
 
-    body = cache.read_through(cache.stock_name(warehouse_id, product_id), load)
+    body = await cache.read_through(cache.stock_name(warehouse_id, product_id), load)
     assert body is not None  # load() never returns None
     return body
 
 
-def read_movement_json(movement_id: UUID) -> bytes | None:
+async def read_movement_json(movement_id: UUID) -> bytes | None:
     """The movement as the JSON the API returns, through the cache; None (not cached) when unknown."""
 
-    def load() -> bytes | None:
-        with get_pool().connection() as conn:
-            view = get_movement(conn, movement_id)
-        return view.model_dump_json().encode() if view is not None else None
+    async def load() -> bytes | None:
+        async with (await get_async_pool()).connection() as conn:
+            cur = await conn.execute(MOVEMENT_QUERY, (movement_id,))
+            row = await cur.fetchone()
+        return movement_from_row(row).model_dump_json().encode() if row else None
 
-    return cache.read_through(cache.movement_name(movement_id), load)
+    return await cache.read_through(cache.movement_name(movement_id), load)
 
 
 # --- lists ---------------------------------------------------------------------------------------

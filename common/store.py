@@ -1,11 +1,17 @@
 """The ledger's tables (stock, movements, movement_events): every statement that locks or writes them.
 
 Reads for the API are in `common.reads`; the decisions in between are `common.rules`. Statements
-are set-based and their number fixed per batch, whatever its size.
+are set-based and their number fixed per batch, whatever its size. Statements that do not need
+each other's results go out together in one round trip (psycopg's pipeline mode: the server still
+runs them one after the other, in the order sent, so lock order is kept): the two locking reads,
+and the row writes, whose "did our insert happen" checks (`InsertCheck`) run once the pipeline
+has synced.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -14,6 +20,23 @@ from common.db import LostRace, as_utc
 from common.events import IncomingEvent
 from common.movement import MovementData
 from common.rules import Half, LedgerState, MovementState, StockKey, stock_key
+
+
+@dataclass(frozen=True)
+class InsertCheck:
+    """An INSERT ... ON CONFLICT DO NOTHING of rows nobody else should have created: checked once its
+    result is in (after the pipeline synced), raising LostRace if it inserted fewer."""
+
+    cursor: psycopg.Cursor[Any]
+    expected: int
+    what: str
+
+
+def check_inserts(checks: list[InsertCheck]) -> None:
+    """Raise LostRace for the first insert that skipped a row another transaction created first."""
+    for check in checks:
+        if check.cursor.rowcount != check.expected:
+            raise LostRace(f"a {check.what} row this batch creates was created concurrently")
 
 
 class Existing:
@@ -33,47 +56,57 @@ def lock(conn: psycopg.Connection, events: list[MovementData]) -> tuple[LedgerSt
     by another transaction is invisible here; creating it ourselves then loses the race and the
     batch runs again (LostRace).
     """
-    stock_keys = {stock_key(e) for e in events}
+    stock_keys = list({stock_key(e) for e in events})
     movement_ids = list({e.movement_id for e in events})
     state = LedgerState()
-    if movement_ids:
-        rows = conn.execute(
-            """
-            SELECT movement_id, product_id,
-                   source_warehouse_id, departed_quantity, departed_at AT TIME ZONE 'UTC',
-                   destination_warehouse_id, arrived_quantity, arrived_at AT TIME ZONE 'UTC'
-            FROM movements
-            WHERE movement_id = ANY(%b::uuid[])
-            ORDER BY movement_id
-            FOR UPDATE
-            """,
-            (movement_ids,),
+    with conn.pipeline():  # both reads in one round trip, run in this order: movements first
+        movements = _lock_movements(conn, movement_ids) if movement_ids else None
+        stock = _lock_stock(conn, stock_keys) if stock_keys else None
+        movement_rows = movements.fetchall() if movements is not None else []
+        stock_rows = stock.fetchall() if stock is not None else []
+    for mid, product, src, dep_q, dep_at, dst, arr_q, arr_at in movement_rows:
+        state.movements[mid] = MovementState(
+            product_id=product,
+            departure=Half(src, dep_q, as_utc(dep_at)) if dep_at is not None else None,
+            arrival=Half(dst, arr_q, as_utc(arr_at)) if arr_at is not None else None,
         )
-        for mid, product, src, dep_q, dep_at, dst, arr_q, arr_at in rows:
-            state.movements[mid] = MovementState(
-                product_id=product,
-                departure=Half(src, dep_q, as_utc(dep_at)) if dep_at is not None else None,
-                arrival=Half(dst, arr_q, as_utc(arr_at)) if arr_at is not None else None,
-            )
-    if stock_keys:
-        rows = conn.execute(
-            """
-            SELECT s.warehouse_id, s.product_id, s.quantity
-            FROM stock s
-            JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p)
-              ON s.warehouse_id = k.w AND s.product_id = k.p
-            ORDER BY s.warehouse_id, s.product_id
-            FOR UPDATE OF s
-            """,
-            ([k[0] for k in stock_keys], [k[1] for k in stock_keys]),
-        )
-        state.stock = {(w, p): q for w, p, q in rows}
+    state.stock = {(w, p): q for w, p, q in stock_rows}
     return state, Existing(set(state.stock), set(state.movements))
+
+
+def _lock_movements(conn: psycopg.Connection, movement_ids: list[UUID]) -> psycopg.Cursor[Any]:
+    return conn.execute(
+        """
+        SELECT movement_id, product_id,
+               source_warehouse_id, departed_quantity, departed_at AT TIME ZONE 'UTC',
+               destination_warehouse_id, arrived_quantity, arrived_at AT TIME ZONE 'UTC'
+        FROM movements
+        WHERE movement_id = ANY(%b::uuid[])
+        ORDER BY movement_id
+        FOR UPDATE
+        """,
+        (movement_ids,),
+    )
+
+
+def _lock_stock(conn: psycopg.Connection, keys: list[StockKey]) -> psycopg.Cursor[Any]:
+    return conn.execute(
+        """
+        SELECT s.warehouse_id, s.product_id, s.quantity
+        FROM stock s
+        JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p)
+          ON s.warehouse_id = k.w AND s.product_id = k.p
+        ORDER BY s.warehouse_id, s.product_id
+        FOR UPDATE OF s
+        """,
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    )
 
 
 def write_stock(
     conn: psycopg.Connection, state: LedgerState, existing: Existing, placeholders: set[StockKey]
-) -> None:
+) -> list[InsertCheck]:
+    """Update the stock rows that existed, insert the others; the inserts' checks (`check_inserts`)."""
     updated = [k for k in state.changed_stock if k in existing.stock]
     created = [k for k in state.changed_stock if k not in existing.stock]
     waiting_only = sorted(placeholders - state.changed_stock)
@@ -89,7 +122,7 @@ def write_stock(
     rows = [(k, state.stock[k], True) for k in created] + [(k, 0, False) for k in waiting_only]
     if rows:
         # updated_at stays NULL on a placeholder: no applied event has touched that stock yet.
-        inserted = conn.execute(
+        inserting = conn.execute(
             """
             INSERT INTO stock (warehouse_id, product_id, quantity, updated_at)
             SELECT w, p, q, CASE WHEN touched THEN now() END
@@ -103,15 +136,16 @@ def write_stock(
                 [row[1] for row in rows],
                 [row[2] for row in rows],
             ),
-        ).rowcount
-        if inserted != len(rows):
-            raise LostRace("a stock row this batch creates was created concurrently")
+        )
+        return [InsertCheck(inserting, len(rows), "stock")]
+    return []
 
 
-def write_movements(conn: psycopg.Connection, state: LedgerState, existing: Existing) -> None:
+def write_movements(conn: psycopg.Connection, state: LedgerState, existing: Existing) -> list[InsertCheck]:
+    """Update the movement rows that existed, insert the others; the inserts' checks."""
     ids = list(state.changed_movements)
     if not ids:
-        return
+        return []
     rows = [state.movements[m] for m in ids]
     params = (
         ids,
@@ -141,7 +175,7 @@ def write_movements(conn: psycopg.Connection, state: LedgerState, existing: Exis
         )
     new = [i for i, m in enumerate(ids) if m not in existing.movements]
     if new:
-        inserted = conn.execute(
+        inserting = conn.execute(
             """
             INSERT INTO movements (movement_id, product_id, source_warehouse_id, departed_quantity,
                                    departed_at, destination_warehouse_id, arrived_quantity, arrived_at)
@@ -153,9 +187,9 @@ def write_movements(conn: psycopg.Connection, state: LedgerState, existing: Exis
             ON CONFLICT DO NOTHING
             """,
             tuple([column[i] for i in new] for column in params),
-        ).rowcount
-        if inserted != len(new):
-            raise LostRace("a movement row this batch creates was created concurrently")
+        )
+        return [InsertCheck(inserting, len(new), "movement")]
+    return []
 
 
 def append_log(conn: psycopg.Connection, applied: list[tuple[IncomingEvent, MovementData]]) -> None:

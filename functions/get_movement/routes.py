@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 
 from common.models import MovementView
 from common.reads import read_movement_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest
+from functions.http.lean import Answer, json_response, lean
 
 MOVEMENT_PATH = "/api/v1/movements/{movement_id}"
 
 router = APIRouter(tags=["movements"])
+
+
+async def movement_answer(movement_id: UUID) -> Answer:
+    """The answer, whether FastAPI routed the request or the lean path took it (`functions.http.lean`).
+
+    The 404 body is what FastAPI's HTTPException handler would render.
+    """
+    body = await read_movement_json(movement_id)
+    if body is None:
+        detail = {"detail": f"movement {movement_id} not found"}
+        return 404, json.dumps(detail, separators=(",", ":")).encode()
+    return 200, body
 
 
 @router.get(
@@ -33,12 +47,10 @@ router = APIRouter(tags=["movements"])
         ),
     },
 )
-def get_movement(movement_id: UUID) -> Response:
+@lean(movement_answer)
+async def get_movement(movement_id: UUID) -> Response:
     """Departure and arrival side by side, with the quantity difference and the transit time.
 
     The cached bytes are the response body as-is: a cache hit costs no query and no serialization.
     """
-    body = read_movement_json(movement_id)
-    if body is None:
-        raise HTTPException(404, f"movement {movement_id} not found")
-    return Response(body, media_type="application/json")
+    return json_response(await movement_answer(movement_id))

@@ -10,10 +10,16 @@ from common.models import StockView
 from common.reads import read_stock_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest
+from functions.http.lean import Answer, json_response, lean
 
 STOCK_PATH = "/api/v1/warehouse/{warehouse_id}/products/{product_id}"
 
 router = APIRouter(tags=["stock"])
+
+
+async def stock_answer(warehouse_id: UUID, product_id: UUID) -> Answer:
+    """The answer, whether FastAPI routed the request or the lean path took it (`functions.http.lean`)."""
+    return 200, await read_stock_json(warehouse_id, product_id)
 
 
 @router.get(
@@ -28,9 +34,10 @@ router = APIRouter(tags=["stock"])
         ),
     },
 )
-def get_stock(warehouse_id: UUID, product_id: UUID) -> Response:
+@lean(stock_answer)
+async def get_stock(warehouse_id: UUID, product_id: UUID) -> Response:
     """Quantity on hand; a pair no event has touched reads as quantity 0 with updated_at null.
 
     The cached bytes are the response body as-is: a cache hit costs no query and no serialization.
     """
-    return Response(read_stock_json(warehouse_id, product_id), media_type="application/json")
+    return json_response(await stock_answer(warehouse_id, product_id))

@@ -89,10 +89,13 @@ cmd_run() {
     if [[ ! -f functions/local_app/main.py ]]; then
         die "functions/local_app/main.py does not exist yet: the services are up, the app is not"
     fi
-    log "app: uvicorn functions.local_app.main:app on http://$APP_HOST:$APP_PORT (Ctrl-C stops it)"
+    # APP_WORKERS uvicorn workers (default: one per core) and, with APP_MODE=kafka, the Kafka pollers
+    # as processes of their own (KAFKA_POLLERS, default one per partition up to the cores), started
+    # once by the supervisor (functions/local_app/serve.py), which also stops them.
+    log "app: functions.local_app.serve on http://$APP_HOST:$APP_PORT (Ctrl-C stops it)"
     # exec keeps our pid: record it so that `make stop` from another terminal stops the app too.
     printf '%s\n' "$$" >"$STACK_PIDS/app.pid"
-    exec "$VENV/bin/uvicorn" functions.local_app.main:app --host "$APP_HOST" --port "$APP_PORT"
+    exec "$VENV_PY" -m functions.local_app.serve
 }
 
 cmd_test() {
@@ -116,10 +119,13 @@ cmd_stop() {
         name=$(basename "$pidfile" .pid)
         case $name in
             app)
-                if pid_matches "$(cat "$pidfile")" uvicorn; then
-                    log "app: stopping pid $(cat "$pidfile")"
-                    stop_pid "$(cat "$pidfile")" uvicorn TERM
-                fi
+                # The supervisor stops its workers and pollers itself (an older run: uvicorn alone).
+                for pattern in functions.local_app.serve uvicorn; do
+                    if pid_matches "$(cat "$pidfile")" "$pattern"; then
+                        log "app: stopping pid $(cat "$pidfile")"
+                        stop_pid "$(cat "$pidfile")" "$pattern" TERM
+                    fi
+                done
                 rm -f "$pidfile"
                 ;;
             kafka-*) stop_kafka "$pidfile" ;;

@@ -6,6 +6,7 @@ its data (a freeze with SIGSTOP would not do: the bump waits in the socket and r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from common import cache, db
 from common.config import get_settings
+from common.db_async import close_async_pool
 from common.events import Origin, parse_event
 from common.reads import read_stock_json
 from common.service import ingest
@@ -34,8 +36,11 @@ def redis_behind_proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     get_settings.cache_clear()
     cache.reset()
     db.close_pool()
+    global _loop
     try:
-        yield proxy
+        with asyncio.Runner() as _loop:  # the async reads' loop (their client and pool) for the test
+            yield proxy
+            _loop.run(close_async_pool())
     finally:
         proxy.cut()
         server.stop()
@@ -53,8 +58,11 @@ def _arrival(warehouse: object, product: object, quantity: int) -> bytes:
     )
 
 
+_loop: asyncio.Runner
+
+
 def _quantity(warehouse: object, product: object) -> int:
-    return json.loads(read_stock_json(warehouse, product))["quantity"]  # type: ignore[arg-type]
+    return json.loads(_loop.run(read_stock_json(warehouse, product)))["quantity"]  # type: ignore[arg-type]
 
 
 def test_a_write_while_redis_is_unreachable_is_not_hidden_by_the_old_cache_entry(

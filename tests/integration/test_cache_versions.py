@@ -8,6 +8,7 @@ version. These tests drop the version key between two writes, as expiry and evic
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from uuid import UUID, uuid4
@@ -17,6 +18,7 @@ import redis
 
 from common import cache, db
 from common.config import get_settings
+from common.db_async import close_async_pool
 from common.events import Origin, parse_event
 from common.reads import read_stock_json
 from common.service import ingest
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def redis_client(redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    global _loop
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("CACHE_ENABLED", "true")
@@ -34,11 +37,16 @@ def redis_client(redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPa
     db.close_pool()
     cache.reset()
     client = redis.Redis.from_url(redis_url)
-    yield client
+    with asyncio.Runner() as _loop:
+        yield client
+        _loop.run(close_async_pool())
     client.close()
     db.close_pool()
     cache.reset()
     get_settings.cache_clear()
+
+
+_loop: asyncio.Runner
 
 
 def arrive(warehouse: UUID, product: UUID, quantity: int) -> None:
@@ -53,7 +61,7 @@ def arrive(warehouse: UUID, product: UUID, quantity: int) -> None:
 
 
 def quantity(warehouse: UUID, product: UUID) -> int:
-    return int(json.loads(read_stock_json(warehouse, product))["quantity"])
+    return int(json.loads(_loop.run(read_stock_json(warehouse, product)))["quantity"])
 
 
 @pytest.mark.parametrize("how", ["expired", "evicted"])

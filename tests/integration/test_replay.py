@@ -6,6 +6,7 @@ have arrived, exactly once, and a replay never turns a bad payload into stock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -174,12 +175,13 @@ def test_replay_refreshes_a_cached_stock_read(conn: psycopg.Connection) -> None:
     rejected_id, warehouse, product = refused_departure(conn)
     name = cache.stock_name(warehouse, product)
 
-    def load() -> bytes:
+    async def load() -> bytes:
         return str(stock_of(conn, warehouse, product)).encode()
 
-    assert cache.read_through(name, load) == b"15"
-    service.replay(ids=[rejected_id])
-    assert cache.read_through(name, load) == b"7"
+    with asyncio.Runner() as loop:  # the cache's async client belongs to this loop
+        assert loop.run(cache.read_through(name, load)) == b"15"
+        service.replay(ids=[rejected_id])
+        assert loop.run(cache.read_through(name, load)) == b"7"
 
 
 def test_replay_of_an_unknown_id_replays_nothing(conn: psycopg.Connection) -> None:

@@ -273,7 +273,7 @@ socket.create_connection = refuse
 import functions.webhook.handler, functions.get_movement.handler
 import functions.get_stock.handler, functions.list_resources.handler
 import common.db, common.cache
-assert common.db._pool is None and common.cache._client is None
+assert common.db._pool is None and common.cache._writer is None and not common.cache._readers
 print("no-io")
 """
     env = {

@@ -1,0 +1,163 @@
+"""Group commit: concurrent webhook events share a transaction, yet each is decided as if alone.
+
+Run against the real ledger (PostgreSQL): a crowd of requests with duplicates and conflicts among
+themselves, arriving while earlier batches commit, gets exactly the answers applying them one at a
+time in arrival order would give; a batch that fails answers nobody as applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from common import cache, db
+from common.config import get_settings
+from common.events import IncomingEvent, Origin, parse_event
+from common.group_commit import GroupCommit
+from common.outcomes import Outcome
+from tests.e2e.support import body, envelope, new_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def ledger_settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CACHE_ENABLED", "false")
+    get_settings.cache_clear()
+    db.close_pool()
+    cache.reset()
+    yield
+    db.close_pool()
+    cache.reset()
+    get_settings.cache_clear()
+
+
+def event(kind: str, movement: str, warehouse: str, product: str, quantity: int) -> bytes:
+    return body(
+        envelope(kind, movement_id=movement, warehouse_id=warehouse, product_id=product, quantity=quantity)
+    )
+
+
+def item(raw: bytes) -> IncomingEvent:
+    return parse_event(raw, Origin.webhook())
+
+
+async def arrive_in_waves(committer: GroupCommit, raws: list[bytes], wave: int) -> list[Outcome]:
+    """Submit in arrival order, `wave` at a time with a pause between: later waves queue while
+    earlier batches commit."""
+    tasks = []
+    for start in range(0, len(raws), wave):
+        tasks += [asyncio.create_task(committer.submit(item(raw))) for raw in raws[start : start + wave]]
+        await asyncio.sleep(0.002)
+    return list(await asyncio.gather(*tasks))
+
+
+def test_a_crowd_with_duplicates_and_conflicts_is_decided_in_arrival_order() -> None:
+    warehouse, product = new_id(), new_id()
+    raws = [event("arrival", new_id(), warehouse, product, 40)]
+    # Per event: the status and reason applying them one at a time gives, and how it moves the stock.
+    expected: list[tuple[str, str | None, int]] = [("applied", None, 40)]
+    departures: list[bytes] = []
+    for n in range(60):
+        movement = new_id()
+        if n % 5 == 3 and departures:  # an exact redelivery of an earlier departure
+            raws.append(departures[-1])
+            expected.append(("duplicate", None, 0))
+        elif n % 5 == 4 and departures:  # the same half again with another quantity: a conflict
+            conflicting = departures[-1].replace(b'"quantity": 1', b'"quantity": 2')
+            raws.append(conflicting)
+            expected.append(("rejected", "conflict", 0))
+        else:
+            raws.append(event("departure", movement, warehouse, product, 1))
+            departures.append(raws[-1])
+            expected.append(("applied", None, -1))
+    raws.append(event("departure", new_id(), warehouse, product, 1000))  # more than is left
+    expected.append(("rejected", "insufficient_stock", 0))
+
+    committer = GroupCommit()
+    outcomes = asyncio.run(arrive_in_waves(committer, raws, wave=7))
+
+    stock = 0
+    for index, (outcome, (status, reason, delta)) in enumerate(zip(outcomes, expected, strict=True)):
+        stock += delta
+        assert (outcome.status, outcome.reason) == (status, reason), f"event {index}: {outcome}"
+        if status != "rejected":
+            assert outcome.stock == stock, f"event {index} answered the stock of another moment"
+        else:
+            assert outcome.rejected_event_id is not None
+    assert 1 < committer.batches < len(raws), "the requests were not grouped, or all in one batch"
+    with psycopg.connect(get_settings().database_url) as conn:
+        logged = conn.execute(
+            "SELECT count(*), count(DISTINCT (movement_id, event)) FROM movement_events "
+            "WHERE warehouse_id = %s AND product_id = %s",
+            (warehouse, product),
+        ).fetchone()
+        quantity = conn.execute(
+            "SELECT quantity FROM stock WHERE warehouse_id = %s AND product_id = %s", (warehouse, product)
+        ).fetchone()
+    applied = sum(1 for status, _, _ in expected if status == "applied")
+    assert logged == (applied, applied), "each applied event logged exactly once"
+    assert quantity == (stock,)
+
+
+def test_a_failed_batch_answers_every_request_with_the_error_and_applies_none() -> None:
+    """The batch's connection is killed while it waits for a row lock: nothing is committed, every
+    request of it gets the error (the webhook's 503), and a retry applies each event once."""
+    url = get_settings().database_url
+    held = new_id(), new_id()
+    raws = [event("arrival", new_id(), *held, 5)] + [
+        event("arrival", new_id(), new_id(), new_id(), 1) for _ in range(9)
+    ]
+    with psycopg.connect(url) as seed:
+        seed.execute(
+            "INSERT INTO stock (warehouse_id, product_id, quantity, updated_at) VALUES (%s, %s, 1, now())",
+            held,
+        )
+        seed.commit()
+    locker = psycopg.connect(url)
+    locker.execute("SELECT 1 FROM stock WHERE warehouse_id = %s AND product_id = %s FOR UPDATE", held)
+
+    killed = threading.Event()
+
+    def kill_the_waiting_batch() -> None:
+        with psycopg.connect(url, autocommit=True) as admin:
+            for _ in range(200):
+                row = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchone()
+                if row:
+                    admin.execute("SELECT pg_terminate_backend(%s)", row)
+                    killed.set()
+                    return
+                time.sleep(0.05)
+
+    async def crowd() -> list[Outcome | BaseException]:
+        committer = GroupCommit()
+        return await asyncio.gather(*(committer.submit(item(raw)) for raw in raws), return_exceptions=True)
+
+    killer = threading.Thread(target=kill_the_waiting_batch)
+    killer.start()
+    try:
+        answers = asyncio.run(crowd())
+    finally:
+        killer.join(15)
+        locker.rollback()
+        locker.close()
+    assert killed.is_set(), "the batch never waited on the held lock"
+    assert all(isinstance(a, psycopg.OperationalError) for a in answers), answers
+    movements = [item(raw).envelope.data.movement_id for raw in raws]  # type: ignore[union-attr]
+    with psycopg.connect(url) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM movement_events WHERE movement_id = ANY(%s)", (movements,)
+        ).fetchone()
+    assert count == (0,), "a failed batch applied some of its events"
+
+    retried = asyncio.run(crowd())
+    assert [a.status for a in retried if isinstance(a, Outcome)] == ["applied"] * len(raws), retried
