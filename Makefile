@@ -26,7 +26,7 @@ up: ## the same set-up as `make run`, without the app
 venv: ## only .venv (runtime + local + dev, Python 3.13) and tools/lint/.venv, from the locks
 	@$(STACK) venv
 
-test: ## set-up, then ruff, lint-infra and pytest over tests/ (non-zero on any failure)
+test: ## set-up, then ruff, mypy, lint-infra and pytest over tests/ (non-zero on any failure)
 	@$(STACK) test $(PYTEST_ARGS)
 
 stop: ## stop exactly what make run/test started (pids in .stack/pids/)

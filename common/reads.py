@@ -8,7 +8,7 @@ pagination (`common.cursor`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -29,7 +29,7 @@ MOVEMENT_COLUMNS = """
 """
 
 
-def movement_from_row(row: tuple) -> MovementView:
+def movement_from_row(row: tuple[Any, ...]) -> MovementView:
     mid, product, src, dst, dep_at, arr_at, dep_q, arr_q, status = row
     dep_at, arr_at = as_utc(dep_at), as_utc(arr_at)
     both = dep_at is not None and arr_at is not None
@@ -141,7 +141,7 @@ def list_movements(
         conditions.append(sql.SQL("product_id = %(p)s"))
     if after is not None:
         conditions.append(sql.SQL("movement_id > %(after)s"))
-    columns = sql.SQL(MOVEMENT_COLUMNS)  # type: ignore[arg-type]  # constant from views.py
+    columns = sql.SQL(MOVEMENT_COLUMNS)  # type: ignore[arg-type,unused-ignore]  # a constant of this module
 
     def branch(extra: sql.Composable | None) -> sql.Composed:
         where = sql.SQL(" AND ").join([*conditions, extra] if extra is not None else conditions)
@@ -157,7 +157,7 @@ def list_movements(
             branch(sql.SQL("destination_warehouse_id = %(w)s")),
         )
     params = {"status": status, "p": product_id, "after": after, "w": warehouse_id, "n": limit + 1}
-    rows = conn.execute(query, params).fetchall()
+    rows = conn.execute(cast(sql.Composed, query), params).fetchall()
     page, more = page_of(rows, limit)
     items = [movement_from_row(row) for row in page]
     return MovementPage(items=items, next_cursor=encode_cursor("movements", page[-1][0]) if more else None)

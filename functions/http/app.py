@@ -44,7 +44,7 @@ def request_id_of(scope: Scope) -> str:
             return rid
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = bytes(value).decode("latin-1")
             if _SAFE_ID.match(text):
                 return text
     return os.urandom(16).hex()  # as unique as a uuid4's hex, without building a UUID

@@ -83,7 +83,7 @@ def _kafka_state(settings: Settings, poller: Any) -> str:
     if poller is not None and isinstance(getattr(poller, "status", None), str):
         return str(poller.status)
     if poller is not None and isinstance(getattr(poller, "state", None), str):
-        return poller.state
+        return str(poller.state)
     first = settings.kafka_bootstrap_servers.split(",")[0].strip()
     host, _, port = first.rpartition(":")
     try:

@@ -9,7 +9,7 @@ that breaks a rule (conflict, insufficient stock) is parked in the dead-letter s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -31,7 +31,15 @@ router = APIRouter(tags=["events"])
 # Models the OpenAPI document needs although no route parses them through FastAPI.
 schema_models = (Envelope,)
 
-_ENVELOPE_EXAMPLE: dict[str, Any] = Envelope.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+
+
+def _first_example(model: type[BaseModel]) -> dict[str, Any]:
+    """The first of a model's `json_schema_extra` examples (the OpenAPI document reuses them)."""
+    extra = cast(dict[str, Any], model.model_config.get("json_schema_extra") or {})
+    return cast(dict[str, Any], extra["examples"][0])
+
+
+_ENVELOPE_EXAMPLE: dict[str, Any] = _first_example(Envelope)
 _ARRIVAL_EXAMPLE: dict[str, Any] = {
     **_ENVELOPE_EXAMPLE,
     "subject": "WH-3323:ARRIVAL",
@@ -118,10 +126,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {
             "application/json": {
                 "examples": {
-                    "applied": {"value": WebhookAccepted.model_config["json_schema_extra"]["examples"][0]},  # type: ignore[index]
+                    "applied": {"value": _first_example(WebhookAccepted)},
                     "duplicate": {
                         "value": {
-                            **WebhookAccepted.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                            **_first_example(WebhookAccepted),
                             "status": "duplicate",
                         }
                     },
@@ -137,7 +145,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     409: doc(
         WebhookRejected,
         "Valid but refused: a conflicting version of an applied half, or a departure above the stock.",
-        WebhookRejected.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+        _first_example(WebhookRejected),
     ),
     413: doc(
         ErrorBody,
