@@ -1,12 +1,18 @@
-"""Local stand-in for the Lambda event source mapping: a Kafka consumer feeding the same handler.
+"""Local stand-in for the Lambda event source mapping: a Kafka consumer feeding the same core.
 
-Each poll becomes an event of the MSK shape (records grouped by "topic-partition", base64
-values) and goes to `functions.ingest_kafka.handler.handler(event, None)`, exactly what Lambda
-would call. Offsets are committed only after the handler returned, and exactly the next offset
-per partition; when the handler raises (PostgreSQL down, lost races beyond the retries) nothing is
-committed, the consumer seeks back to the first offset of the batch and the batch is retried
-after a growing, bounded backoff, so no record is ever skipped. A commit lost after a successful
-apply only means a redelivery, which the ledger makes a no-op.
+Each poll is one batch, decoded and applied by `common.kafka_batch` exactly as the Lambda handler
+does it, with the same record identities. By default (`KAFKA_APPLY_AHEAD=true`) the poller decodes
+batch N+1 while batch N commits on a thread of its own (`common.kafka_pipeline.ApplyAhead`: one
+batch in flight, batches applied in poll order, each in one transaction), so its core and
+PostgreSQL work at the same time. With `KAFKA_APPLY_AHEAD=false`, or a `handler` given, each poll
+becomes an event of the MSK shape (records grouped by "topic-partition", base64 values) and goes
+to `functions.ingest_kafka.handler.handler(event, None)`, exactly what Lambda would call.
+
+Offsets are committed only after the batch was applied, and exactly the next offset per
+partition; when applying raises (PostgreSQL down, lost races beyond the retries) nothing is
+committed, the consumer seeks back to the first offset of the batch (and of the one polled after
+it) and the batch is retried after a growing, bounded backoff, so no record is ever skipped. A
+commit lost after a successful apply only means a redelivery, which the ledger makes a no-op.
 
 Where it reads from is decided here, never silently by the client (`auto_offset_reset` is off):
 
@@ -44,6 +50,7 @@ come, as for every entry point, from the process-wide configuration.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -57,6 +64,7 @@ from typing import Any
 
 from common import kafka_access, kafka_batch, kafka_client, observability
 from common.config import Settings, get_settings
+from common.kafka_pipeline import ApplyAhead, ApplyFailed, decode_polled
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +145,9 @@ class Poller:
     ) -> None:
         observability.enable_prometheus()  # the poller's counters, whichever process runs it
         self.settings = settings
-        self._handler = handler or _default_handler()
+        # Apply ahead unless a handler is given (tests give one to script it) or it is turned off.
+        self._ahead = ApplyAhead() if handler is None and settings.kafka_apply_ahead else None
+        self._handler = handler or (None if self._ahead else _default_handler())
         self._lag_interval = lag_interval
         self._lag_log_interval = lag_log_interval
         self._max_backoff = max_backoff
@@ -243,6 +253,8 @@ class Poller:
         finally:
             self.state = "stopping"
             self._close(leave=True)
+            if self._ahead is not None:
+                self._ahead.close()
             self.state = "stopped"
             logger.info("kafka poller stopped: %d batches, %d records", self.batches, self.records)
 
@@ -336,22 +348,72 @@ class Poller:
                 timeout_ms=self.settings.kafka_poll_timeout_ms, max_records=self.settings.kafka_batch_size
             )
         except errors.NoOffsetForPartitionError as exc:
+            self._finish_in_flight()  # re-positioning happens with nothing in flight, as in turn
             self._from_beginning(_partitions_of(exc), "no_committed_offset")
             return
         except errors.OffsetOutOfRangeError as exc:
+            self._finish_in_flight()
             self._out_of_range(exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {})
             return
         except errors.LogTruncationError as exc:
+            self._finish_in_flight()
             self._truncated(exc.divergent_offsets)
             return
         if polled:
             polled = self._verified(polled)
-        if polled:
+        if self._ahead is not None:
+            self._apply_ahead(polled)
+        elif polled:
             self._apply(polled)
         self._maybe_report_lag()
 
+    def _apply_ahead(self, polled: dict[Any, list[Any]]) -> None:
+        """Decode this poll while the batch in flight commits; then commit that one, submit this one."""
+        assert self._ahead is not None
+        decoded = decode_polled(polled, self._record_cluster()) if polled else None
+        # The offsets (with the topic ids) as of now: a recreation seen later must not relabel them.
+        offsets = self._commit_offsets(polled) if polled else {}
+        self._finish_in_flight(polled_since=polled)
+        if decoded is not None:
+            self._ahead.submit(decoded, token=(polled, offsets))
+
+    def _record_cluster(self) -> str | None:
+        """The cluster name record identities carry: the one the handler derives from our events."""
+        return kafka_batch.cluster_of(build_event({}, self.settings.kafka_bootstrap_servers, self.cluster_id))
+
+    def _finish_in_flight(self, polled_since: dict[Any, list[Any]] | None = None) -> None:
+        """Wait for the batch in flight and commit its offsets.
+
+        If it failed, nothing of it was applied: its partitions, and those of `polled_since` (polled
+        after it, never applied), are read again from their first records; `_BatchFailed`.
+        """
+        if self._ahead is None:
+            return
+        try:
+            finished = self._ahead.wait()
+        except ApplyFailed as failed:
+            polled, _ = failed.token
+            self.failures += 1
+            self.last_error = str(failed)
+            logger.warning(
+                "kafka batch of %d records failed, will retry from the same offsets: %s",
+                sum(len(b) for b in polled.values()),
+                self.last_error,
+            )
+            if polled_since:
+                self._rewind(polled_since)
+            self._rewind(polled)  # last: where a partition is in both, its earlier offset wins
+            raise _BatchFailed from failed.cause
+        if finished is None:
+            return
+        polled, offsets = finished.token
+        self.batches += 1
+        self.records += sum(len(b) for b in polled.values())
+        self._commit(offsets)
+
     def _apply(self, polled: dict[Any, list[Any]]) -> None:
-        consumer = self._consumer
+        """The batch through the Lambda handler, in turn (no apply ahead): commit once it returned."""
+        assert self._handler is not None
         event = build_event(polled, self.settings.kafka_bootstrap_servers, self.cluster_id)
         try:
             self._handler(event, None)
@@ -368,8 +430,11 @@ class Poller:
         offsets = self._commit_offsets(polled)
         self.batches += 1
         self.records += sum(len(b) for b in polled.values())
+        self._commit(offsets)
+
+    def _commit(self, offsets: dict[Any, Any]) -> None:
         try:
-            consumer.commit(offsets=offsets, timeout_ms=REQUEST_BUDGET_MS)
+            self._consumer.commit(offsets=offsets, timeout_ms=REQUEST_BUDGET_MS)
         except Exception as exc:
             # The batch is applied; losing the commit only means a harmless redelivery.
             logger.warning("offset commit failed after a successful batch (will be redelivered): %s", exc)
@@ -402,6 +467,8 @@ class Poller:
 
     def _rewind(self, polled: dict[Any, list[Any]]) -> None:
         """Seek every partition of a failed batch back to its first record."""
+        if self._consumer is None:  # closed meanwhile: a new consumer resumes from the commits
+            return
         try:
             for tp, batch in polled.items():
                 if batch:
@@ -719,6 +786,11 @@ class Poller:
 
     def _close(self, *, leave: bool) -> None:
         """Close the consumer; a graceful close leaves the group so partitions move at once."""
+        if self._ahead is not None and self._ahead.busy and self._consumer is not None:
+            # The batch in flight is committed first; a failed one is not: it comes again to
+            # whoever owns its partitions next.
+            with contextlib.suppress(_BatchFailed):
+                self._finish_in_flight()
         consumer, self._consumer = self._consumer, None
         admin, self._admin = self._admin, None
         self._checked = set()  # a new consumer resumes from committed offsets: check them again
