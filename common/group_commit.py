@@ -9,8 +9,13 @@ request is applied at once, a crowd shares the cost. Each request gets its own o
 right after its own event included.
 
 A batch that fails (PostgreSQL down, lost races beyond the retries) applied nothing: every request
-in it gets that error (the webhook answers each 503, Retry-After), never an outcome. Exactly-once
-holds as for any batch: the ledger makes a repeated event a duplicate.
+in it gets that error (the webhook answers each 503, Retry-After), never an outcome. Except when it
+failed on a row lock or a statement timeout: that is one member's row held by someone else (an
+operator's open transaction, say), not the database failing, so the members are tried again each in
+a transaction of its own, concurrently: the others are applied, only the held row's requests get
+the 503. (Concurrent requests have no order among themselves; a caller who needs one waits for
+its answer before sending the next.) Exactly-once holds as for any batch: the ledger makes a
+repeated event a duplicate.
 
 One committer per event loop (a uvicorn worker has one loop; Mangum and test clients their own),
 one transaction in flight per committer, run in a thread: the ledger is synchronous.
@@ -22,6 +27,8 @@ import asyncio
 import weakref
 from collections.abc import Callable, Sequence
 
+from psycopg import errors as pg_errors
+
 from common import service
 from common.events import IncomingEvent
 from common.outcomes import Outcome
@@ -32,6 +39,9 @@ Ingest = Callable[[Sequence[IncomingEvent]], list[Outcome]]
 MAX_BATCH = 500
 
 _Entry = tuple[IncomingEvent, asyncio.Future[Outcome]]
+
+# Failures that name one member's row rather than the database: the others are tried alone.
+ROW_CONTENTION = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled)
 
 
 class GroupCommit:
@@ -73,7 +83,11 @@ class GroupCommit:
             return
         try:
             outcomes = await asyncio.to_thread(self._ingest, [item for item, _ in batch])
-        except Exception as exc:  # nothing of the batch was applied: each request gets the error
+        except Exception as exc:  # nothing of the batch was applied
+            if len(batch) > 1 and isinstance(exc, ROW_CONTENTION):
+                # One member's row is held: each alone, so only its own requests get the error.
+                await asyncio.gather(*(self._commit([entry]) for entry in batch))
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -161,3 +161,42 @@ def test_a_failed_batch_answers_every_request_with_the_error_and_applies_none() 
 
     retried = asyncio.run(crowd())
     assert [a.status for a in retried if isinstance(a, Outcome)] == ["applied"] * len(raws), retried
+
+
+def test_a_row_held_by_another_transaction_fails_only_its_own_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lock timeout names one member's row, not the database: the others of its batch are
+    applied (each alone), and only the request for the held row gets the error (the webhook's 503)."""
+    monkeypatch.setenv("DB_LOCK_TIMEOUT_MS", "300")
+    get_settings.cache_clear()
+    db.close_pool()
+    url = get_settings().database_url
+    held = new_id(), new_id()
+    blocked = event("arrival", new_id(), *held, 5)
+    others = [event("arrival", new_id(), new_id(), new_id(), 1) for _ in range(9)]
+    with psycopg.connect(url) as seed:
+        seed.execute(
+            "INSERT INTO stock (warehouse_id, product_id, quantity, updated_at) VALUES (%s, %s, 1, now())",
+            held,
+        )
+        seed.commit()
+
+    async def crowd() -> tuple[GroupCommit, list[Outcome | BaseException]]:
+        committer = GroupCommit()
+        raws = [others[0], blocked, *others[1:]]  # submitted together: one batch
+        answers = await asyncio.gather(*(committer.submit(item(raw)) for raw in raws), return_exceptions=True)
+        return committer, answers
+
+    with psycopg.connect(url) as locker:
+        locker.execute("SELECT 1 FROM stock WHERE warehouse_id = %s AND product_id = %s FOR UPDATE", held)
+        committer, answers = asyncio.run(crowd())
+        locker.rollback()
+    assert isinstance(answers[1], psycopg.errors.LockNotAvailable), answers[1]
+    assert [a.status for a in answers if isinstance(a, Outcome)] == ["applied"] * 9, answers
+    assert committer.batches == 9, "the failed batch was split: each of the others alone"
+    with psycopg.connect(url) as conn:
+        quantity = conn.execute(
+            "SELECT quantity FROM stock WHERE warehouse_id = %s AND product_id = %s", held
+        ).fetchone()
+    assert quantity == (1,), "the held row's event was not applied"
