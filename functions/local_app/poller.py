@@ -1,12 +1,13 @@
 """Local stand-in for the Lambda event source mapping: a Kafka consumer feeding the same core.
 
-Each poll is one batch, decoded and applied by `common.kafka_batch` exactly as the Lambda handler
-does it, with the same record identities. By default (`KAFKA_APPLY_AHEAD=true`) the poller decodes
-batch N+1 while batch N commits on a thread of its own (`common.kafka_pipeline.ApplyAhead`: one
-batch in flight, batches applied in poll order, each in one transaction), so its core and
-PostgreSQL work at the same time. With `KAFKA_APPLY_AHEAD=false`, or a `handler` given, each poll
-becomes an event of the MSK shape (records grouped by "topic-partition", base64 values) and goes
-to `functions.ingest_kafka.handler.handler(event, None)`, exactly what Lambda would call.
+Each poll is one batch. By default each poll becomes an event of the MSK shape (records grouped by
+"topic-partition", base64 values) and goes to `functions.ingest_kafka.handler.handler(event,
+None)`, exactly what Lambda would call. With `KAFKA_APPLY_AHEAD=true` (and no `handler` given) the
+poller instead decodes batch N+1 while batch N commits on a thread of its own
+(`common.kafka_pipeline.ApplyAhead`: one batch in flight, batches applied in poll order, each in
+one transaction, the same record identities as the handler's). It is off by default because on
+the 2-core development machine the two threads cost more CPU per event than they saved in waiting
+(docs/performance.md).
 
 Offsets are committed only after the batch was applied, and exactly the next offset per
 partition; when applying raises (PostgreSQL down, lost races beyond the retries) nothing is
@@ -145,7 +146,7 @@ class Poller:
     ) -> None:
         observability.enable_prometheus()  # the poller's counters, whichever process runs it
         self.settings = settings
-        # Apply ahead unless a handler is given (tests give one to script it) or it is turned off.
+        # Apply ahead when asked for, unless a handler is given (tests give one to script it).
         self._ahead = ApplyAhead() if handler is None and settings.kafka_apply_ahead else None
         self._handler = handler or (None if self._ahead else _default_handler())
         self._lag_interval = lag_interval

@@ -58,11 +58,13 @@ def topic_partitions(settings: Settings) -> int | None:
     try:
         from kafka import KafkaConsumer
 
+        from common import kafka_client
+
+        timeout_ms = int(PARTITIONS_TIMEOUT_SECONDS * 1000)
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-            request_timeout_ms=int(PARTITIONS_TIMEOUT_SECONDS * 1000),
-            api_version_auto_timeout_ms=int(PARTITIONS_TIMEOUT_SECONDS * 1000),
+            **kafka_client.consumer_config(settings, "warehouse-serve-layout", request_timeout_ms=timeout_ms)
         )
+        kafka_client.disable_topic_auto_creation(consumer)  # asking must not create the topic
         try:
             partitions = consumer.partitions_for_topic(settings.kafka_topic)
         finally:

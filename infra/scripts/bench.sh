@@ -3,7 +3,7 @@
 #
 #   make bench                          every row, each the median of 3 runs (about 15-20 minutes)
 #   make bench BENCH_ARGS="--soak"      also the poller's memory over 1,000,000 Kafka events
-#   make bench BENCH_ARGS="--only kafka,drain --whatif-serial-poller"   pollers without apply ahead
+#   make bench BENCH_ARGS="--only kafka,drain --whatif-apply-ahead"   pollers applying ahead
 #   bash infra/scripts/bench.sh --only ingest,cold --runs 5      arguments go to run_bench.py
 #
 # Everything runs against 127.0.0.1 only: the benchmark's own database (`bench`, created and

@@ -21,8 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from common.config import Settings
-from functions.local_app.serve import Supervisor, layout
+from common.config import Settings, get_settings
+from functions.local_app.serve import Supervisor, layout, topic_partitions
 from tests.e2e.support import PROJECT_ROOT, free_port
 from tools.kafka_helpers import create_topic, delete_topic, produce, unique, wait_until
 
@@ -40,6 +40,17 @@ def test_layout_defaults_to_every_core_and_one_poller_per_partition_up_to_the_co
     )
     assert layout(Settings(app_mode="kafka", kafka_pollers=0), partitions=3, available=2) == (2, 0)
     assert layout(Settings(app_mode="webhook_only"), partitions=3, available=2) == (2, 0)
+
+
+def test_the_layout_reads_the_topics_partitions_from_the_broker() -> None:
+    topic = unique("serve-layout")
+    create_topic(topic, partitions=4)
+    try:
+        settings = get_settings().model_copy(update=dict(kafka_topic=topic))
+        assert topic_partitions(settings) == 4
+        assert topic_partitions(settings.model_copy(update=dict(kafka_topic=unique("absent")))) is None
+    finally:
+        delete_topic(topic)
 
 
 def test_access_log_is_off_unless_asked_for(tmp_path: Path) -> None:

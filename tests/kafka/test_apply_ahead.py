@@ -1,4 +1,4 @@
-"""The poller's apply-ahead path (`KAFKA_APPLY_AHEAD`, the default) on the real broker and PostgreSQL.
+"""The poller's apply-ahead path (`KAFKA_APPLY_AHEAD=true`) on the real broker and PostgreSQL.
 
 Batch N commits on a thread while batch N+1 is polled and decoded. When N fails, neither N nor
 N+1 may be skipped (both were read past), and when N was applied but its answer lost, the
@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from common import kafka_batch
-from common.config import get_settings
+from common.config import Settings, get_settings
 from common.kafka_batch import BatchResult, DecodedBatch
 from common.kafka_pipeline import ApplyAhead
 from functions.local_app.poller import Poller
@@ -60,12 +60,15 @@ def caught_up(group: str, topic: str) -> bool:
     return all(committed.get(p, 0) >= e for p, e in end.items())
 
 
-def test_default_poller_applies_ahead(topic: str, group: str) -> None:
+def test_apply_ahead_only_when_asked_for(topic: str, group: str) -> None:
     settings = get_settings().model_copy(update=dict(kafka_topic=topic, kafka_group_id=group))
-    assert settings.kafka_apply_ahead, "the default"
-    assert Poller(settings)._ahead is not None
-    serial = settings.model_copy(update=dict(kafka_apply_ahead=False))
-    assert Poller(serial)._ahead is None
+    assert not settings.kafka_apply_ahead, "the default: the Lambda handler, batch after batch"
+    assert Poller(settings)._ahead is None
+    assert Poller(settings.model_copy(update=dict(kafka_apply_ahead=True)))._ahead is not None
+
+
+def ahead_settings(**update: object) -> Settings:
+    return get_settings().model_copy(update=dict(kafka_apply_ahead=True, **update))
 
 
 def test_failed_and_half_failed_batches_in_flight_lose_nothing_and_count_nothing_twice(
@@ -73,8 +76,8 @@ def test_failed_and_half_failed_batches_in_flight_lose_nothing_and_count_nothing
 ) -> None:
     stream = movement_stream(250, warehouses=6, products=2, copies=2)
     produce(topic, stream.records)
-    settings = get_settings().model_copy(
-        update=dict(kafka_topic=topic, kafka_group_id=group, kafka_batch_size=40, kafka_poll_timeout_ms=50)
+    settings = ahead_settings(
+        kafka_topic=topic, kafka_group_id=group, kafka_batch_size=40, kafka_poll_timeout_ms=50
     )
     poller = Poller(settings, lag_interval=0.5, max_backoff=0.05)
     flaky = FlakyApply(fail_before={2, 3, 9}, fail_after={5, 12})
@@ -106,7 +109,7 @@ def test_stop_commits_the_batch_in_flight(database_url: str, topic: str, group: 
         applied.append(len(batch.items))
         return kafka_batch.apply_decoded(batch)
 
-    settings = get_settings().model_copy(update=dict(kafka_topic=topic, kafka_group_id=group))
+    settings = ahead_settings(kafka_topic=topic, kafka_group_id=group)
     poller = Poller(settings, lag_interval=0.5)
     assert poller._ahead is not None
     poller._ahead.close()
