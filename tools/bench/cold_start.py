@@ -79,6 +79,7 @@ def sample_event(module: str) -> Path | None:
 # Functions without a sample event of their own: (method, route, path, body) for an HTTP API v2
 # event made from another function's sample. Say so in the output: the file is not in infra/events/.
 SYNTHESIZED = {
+    "console": ("GET", "/ui", "/ui/"),  # the overview page (/ui itself redirects there)
     "replay": (
         "POST",
         "/api/v1/rejected-events/{rejected_event_id}/replay",
@@ -95,7 +96,8 @@ def synthesized_event(module: str, out_dir: Path) -> Path | None:
         return None
     method, route, path = SYNTHESIZED[name]
     event = json.loads(template.read_text())
-    event.update(routeKey=f"{method} {route}", rawPath=path, pathParameters={"rejected_event_id": "1"})
+    parameters = {"rejected_event_id": "1"} if "{rejected_event_id}" in route else {}
+    event.update(routeKey=f"{method} {route}", rawPath=path, pathParameters=parameters)
     event["requestContext"].update(routeKey=f"{method} {route}")
     event["requestContext"]["http"].update(method=method, path=path)
     target = out_dir / f"synthesized_{name}.json"
