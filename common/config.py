@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     kafka_batch_size: int = Field(1000, ge=1, le=100_000)
     kafka_poll_timeout_ms: int = Field(500, ge=0)
     # true: the local poller decodes batch N+1 while batch N commits (common.kafka_pipeline).
-    # Off by default: on the 2-core development machine it cost ~30 us more poller CPU per event
-    # than going through the Lambda handler in turn (docs/performance.md, the A/B).
+    # Off by default: on the 2-core development machine an interleaved A/B showed no gain beyond
+    # the run-to-run noise (docs/performance.md), and off, the poller runs the Lambda handler itself.
     kafka_apply_ahead: bool = False
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: KafkaSaslMechanism | None = None
