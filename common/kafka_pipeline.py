@@ -41,8 +41,7 @@ from typing import Any
 
 from common import observability
 from common.events import IncomingEvent, Origin, parse_event
-from common.kafka_batch import BatchResult, DecodedBatch, apply_decoded
-from common.outcomes import FieldError
+from common.kafka_batch import BatchResult, DecodedBatch, apply_decoded, tombstone
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +59,8 @@ def decode_polled(polled: Mapping[Any, Sequence[Any]], cluster: str | None = Non
 
 def _incoming(record: Any, cluster: str | None) -> IncomingEvent:
     origin = Origin.kafka(record.topic, record.partition, record.offset, cluster=cluster, key=record.key)
-    if record.value is None:  # a tombstone: never a movement, parked like any bad payload
-        errors: list[FieldError] = [
-            {"field": "value", "message": "tombstone: the record has no value", "type": "missing"}
-        ]
-        return IncomingEvent(b"", origin, errors=errors)
+    if record.value is None:
+        return tombstone(origin)
     return parse_event(record.value, origin)
 
 
