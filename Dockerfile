@@ -38,7 +38,10 @@ COPY common/ common/
 COPY functions/ functions/
 COPY cli/ cli/
 COPY infra/docker/ infra/docker/
-RUN chmod 0755 infra/docker/entrypoint.sh
+# The operator commands' one door, as in a checkout: `warehouse-stock <command>` (cli/).
+RUN chmod 0755 infra/docker/entrypoint.sh \
+ && printf '#!/bin/sh\nexec python -m cli "$@"\n' > /usr/local/bin/warehouse-stock \
+ && chmod 0755 /usr/local/bin/warehouse-stock
 
 USER app:app
 

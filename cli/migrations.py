@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.db import connect
-from common.migrate import MigrationError, migrate, status
+from common.adapters.db import connect
+from common.adapters.migrate import MigrationError, migrate, status
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

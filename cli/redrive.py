@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from common.config import get_settings
-from common.redrive import redrive
+from common.adapters.config import get_settings
+from common.operations.redrive import redrive
 from functions.ingest_kafka.handler import handler
 
 

@@ -7,8 +7,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from common.outcomes import Reason, Status
-from common.service import replay
+from common.domain.outcomes import Reason, Status
+from common.ledger.use_cases import replay
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""`warehouse-stock retention`: apply the retention policy (see `common.retention`)."""
+"""`warehouse-stock retention`: apply the retention policy (see `common.operations.retention`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from common import retention
-from common.config import get_settings
-from common.db import connect
+from common.adapters.config import get_settings
+from common.adapters.db import connect
+from common.operations import retention
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -27,8 +27,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from common.config import DEFAULT_DATABASE_URL, PROJECT_ROOT, get_settings
-from common.migrate import DATA_TABLES, migrate
+from common.adapters.config import DEFAULT_DATABASE_URL, PROJECT_ROOT, get_settings
+from common.adapters.migrate import DATA_TABLES, migrate
 
 TESTS_DIR = Path(__file__).resolve().parent
 LEDGER_TABLES = DATA_TABLES

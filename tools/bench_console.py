@@ -5,7 +5,7 @@
 
 It needs the local stack (`make up`; DATABASE_URL, else POSTGRES_PORT as in `.env`): it creates
 (or empties) a database of its own beside DATABASE_URL's, `<db>_bench_console`, migrates it, and
-seeds it through `common.ledger.apply_events` in batches of 2,000 (not HTTP): a week of restocks,
+seeds it through `common.ledger.apply.apply_events` in batches of 2,000 (not HTTP): a week of restocks,
 transfers between 20 warehouses (10 % of them losing a few units on the way, 3 % never arriving:
 stuck in transit), 5 % exact redeliveries, and refused events (departures beyond the stock,
 conflicting halves, invalid payloads) that become dead letters. The applied events'
@@ -46,9 +46,9 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from common.events import Origin, parse_event  # noqa: E402
-from common.ledger import apply_events  # noqa: E402
-from common.migrate import DATA_TABLES, migrate  # noqa: E402
+from common.adapters.migrate import DATA_TABLES, migrate  # noqa: E402
+from common.domain.events import Origin, parse_event  # noqa: E402
+from common.ledger.apply import apply_events  # noqa: E402
 
 BATCH = 2000
 TOPIC = "bench-console"
@@ -268,8 +268,20 @@ def start_app(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     }
     handle = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "functions.local_app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--log-level", "warning"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "functions.local_app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],  # fmt: skip
         cwd=ROOT,
         env=env,
         stdout=handle,
@@ -427,8 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, median, p95, worst, size in results:
         flag = "" if p95 < 200 else "  over 200 ms"
         print(f"{label:<{width}}  {median:>6.1f}ms  {p95:>6.1f}ms  {worst:>6.1f}ms  {size:>9,}{flag}")
-    print(f"\n{args.requests} sequential requests per row, one keep-alive connection, one uvicorn worker;"
-          f" load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{args.requests} sequential requests per row, one keep-alive connection, one uvicorn worker;"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from common.events import EVENT_TYPE
-from common.movement import MAX_QUANTITY
+from common.domain.events import EVENT_TYPE
+from common.domain.movement import MAX_QUANTITY
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -30,10 +30,10 @@ WEBHOOK_LIMIT = 1 * MIB
 DEPTH = 10_000
 
 
-# Cases that `common.events.parse_event` gets wrong, by name -> what goes wrong (it raises, or it
+# Cases that `common.domain.events.parse_event` gets wrong, by name -> what goes wrong (it raises, or it
 # accepts what PostgreSQL then refuses, failing a whole Kafka batch). test_corpus_parse marks them
 # xfail(strict=True), so a fix makes the run fail until the entry is removed. Empty: the three
-# found by this corpus (NUL in `id`, timestamps overflowing in UTC) are fixed in common/events.py.
+# found by this corpus (NUL in `id`, timestamps overflowing in UTC) are fixed in common/domain/events.py.
 KNOWN_BUGS: dict[str, str] = {}
 
 
@@ -365,7 +365,7 @@ def accepted_cases() -> list[AcceptedCase]:
     def injection_in_free_text(m: uuid.UUID, w: uuid.UUID, p: uuid.UUID) -> tuple[bytes, bytes | None]:
         doc = envelope(movement_id=m, warehouse_id=w, product_id=p, quantity=7)
         doc["id"] = "1'; DROP TABLE stock; --"
-        doc["source"] = "Склад №1 🏭 \"quoted\" \\ backslash"
+        doc["source"] = 'Склад №1 🏭 "quoted" \\ backslash'
         return dump(doc), None
 
     def naive_time(m: uuid.UUID, w: uuid.UUID, p: uuid.UUID) -> tuple[bytes, bytes | None]:

@@ -2,7 +2,7 @@
 
 They live in the console's package because the ConsoleFunction Lambda serves them beside the
 pages that show them (one function per `functions/<name>/`); the local app mounts them too. Read
-straight from PostgreSQL, no cache: each is a few index scans (common/reports.py).
+straight from PostgreSQL, no cache: each is a few index scans (common/reads/summary.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from common import report_models, reports, routes_report
-from common.db import get_pool
+from common.adapters.db import get_pool
+from common.reads import losses as routes_report
+from common.reads import summary as reports
+from common.reads import summary_models as report_models
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest, invalid_parameter
 

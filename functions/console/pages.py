@@ -1,6 +1,6 @@
 """The monitoring console: server-rendered HTML pages under /ui/, a little JavaScript, no build step.
 
-Every page is a handful of queries (common/reports.py, routes_report.py, stock_history.py,
+Every page is a handful of queries (common/reads/summary.py, routes_report.py, stock_history.py,
 movement_reports.py) rendered by Jinja2 with autoescaping; the browser loads only files served by
 this app (a Content-Security-Policy of 'self' enforces it).
 Query parameters are read as text and checked here, so a bad one answers an HTML page saying
@@ -20,12 +20,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from common import movement_reports, reports, routes_report, stock_history
-from common.config import get_settings
-from common.cursor import BadCursor
-from common.db import get_pool
-from common.reads import list_movements
-from common.stock_history import BeforeRetainedLog
+from common.adapters.config import get_settings
+from common.adapters.cursor import BadCursor
+from common.adapters.db import get_pool
+from common.reads import losses as routes_report
+from common.reads import movement_reports
+from common.reads import summary as reports
+from common.reads import warehouse_stock as stock_history
+from common.reads.stock_and_movements import list_movements
+from common.reads.warehouse_stock import BeforeRetainedLog
 from functions.console.api import in_lambda
 from functions.console.assets import static_url
 from functions.http.guards import operator_token_configured, require_operator

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import observability
+from common.adapters import observability
 from functions.http.docs import COMMON_RESPONSES, add_schemas
 from functions.http.errors import on_database_unavailable, on_validation_error
 from functions.http.lean import LeanPath

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict
 
-from common.outcomes import FieldError, describe_errors
+from common.domain.outcomes import FieldError, describe_errors
 
 logger = logging.getLogger(__name__)
 

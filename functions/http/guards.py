@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
-from common.config import ConfigError, Settings, get_settings
+from common.adapters.config import ConfigError, Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _token(plain: str | None, secret_arn: str | None, name: str) -> str | None:
         return plain
     if not secret_arn:
         return None
-    from common.secrets import token_from_secret
+    from common.adapters.secrets import token_from_secret
 
     try:
         return token_from_secret(secret_arn)

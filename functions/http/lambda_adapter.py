@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from fastapi import APIRouter
 from mangum import Mangum
 
-from common.observability import LambdaHandler, lambda_entry
+from common.adapters.observability import LambdaHandler, lambda_entry
 from functions.http.app import make_app
 
 

@@ -1,6 +1,6 @@
 """Kafka event source mapping handler (MSK `aws:kafka` and `SelfManagedKafka` shapes alike).
 
-Thin on purpose: parse the trigger, hand the batch to `common.kafka_batch`, shape the answer.
+Thin on purpose: parse the trigger, hand the batch to `common.intake.kafka_records`, shape the answer.
 The local poller calls this same function with events of the MSK shape.
 
 Why the answer is always `{"batchItemFailures": []}`: the batch is applied in one transaction,
@@ -11,7 +11,7 @@ failure to report. Transient faults (PostgreSQL unreachable, lost races beyond t
 retries, a lock or statement timeout) raise instead: the mapping redelivers the whole batch, and
 a redelivered batch changes nothing twice (applied events come back as duplicates, a Kafka record
 is parked once). In Lambda an unreachable PostgreSQL is first waited for, up to
-INGEST_DB_WAIT_SECONDS (`common.outage`), and a failed batch reports the age of its oldest record.
+INGEST_DB_WAIT_SECONDS (`common.intake.outage`), and a failed batch reports the age of its oldest record.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
-from common.kafka_batch import ingest_kafka_event
-from common.observability import lambda_entry, record_failed_batch_age, record_kafka_batch
-from common.outage import oldest_record_age_seconds, ride_out, wait_budget_seconds
+from common.adapters.observability import lambda_entry, record_failed_batch_age, record_kafka_batch
+from common.intake.kafka_records import ingest_kafka_event
+from common.intake.outage import oldest_record_age_seconds, ride_out, wait_budget_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     batch = KafkaEvent(event)
     started = time.perf_counter()
     try:
-        # In Lambda, PostgreSQL being unreachable is waited for first (common.outage).
+        # In Lambda, PostgreSQL being unreachable is waited for first (common.intake.outage).
         result = ride_out(lambda: ingest_kafka_event(batch), wait_budget_seconds(context))
     except Exception:
         record_kafka_batch(False, time.perf_counter() - started)

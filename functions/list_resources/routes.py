@@ -21,13 +21,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from common import dead_letters
-from common.cursor import DEFAULT_LIMIT, MAX_LIMIT, BadCursor
-from common.db import get_pool
-from common.models import MovementPage, MovementStatus, RejectedEventPage, RejectedEventView, StockPage
-from common.outcomes import Reason
-from common.reads import list_movements, list_stock
-from common.stock_history import BeforeRetainedLog, stock_as_of
+from common.adapters.cursor import DEFAULT_LIMIT, MAX_LIMIT, BadCursor
+from common.adapters.db import get_pool
+from common.dead_letters import store as dead_letters
+from common.dead_letters.models import RejectedEventPage, RejectedEventView
+from common.domain.outcomes import Reason
+from common.reads.models import MovementPage, MovementStatus, StockPage
+from common.reads.stock_and_movements import list_movements, list_stock
+from common.reads.warehouse_stock import BeforeRetainedLog, stock_as_of
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
 from functions.http.guards import require_operator

@@ -22,10 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 
-from common import cache, observability
-from common.config import Settings, get_settings
-from common.db import close_pool, get_pool
-from common.db_async import close_async_pool
+from common.adapters import cache, observability
+from common.adapters.config import Settings, get_settings
+from common.adapters.db import close_pool, get_pool
+from common.adapters.db_async import close_async_pool
 from functions.console.routes import router as console_router
 from functions.get_movement.routes import router as get_movement_router
 from functions.get_stock.routes import router as get_stock_router

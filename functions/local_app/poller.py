@@ -4,7 +4,7 @@ Each poll is one batch. By default each poll becomes an event of the MSK shape (
 "topic-partition", base64 values) and goes to `functions.ingest_kafka.handler.handler(event,
 None)`, exactly what Lambda would call. With `KAFKA_APPLY_AHEAD=true` (and no `handler` given) the
 poller instead decodes batch N+1 while batch N commits on a thread of its own
-(`common.kafka_pipeline.ApplyAhead`: one batch in flight, batches applied in poll order, each in
+(`common.intake.apply_ahead.ApplyAhead`: one batch in flight, batches applied in poll order, each in
 one transaction, the same record identities as the handler's). It is off by default: on the
 2-core development machine an interleaved A/B showed no gain beyond the run-to-run noise
 (docs/performance.md), and off, the local path runs the very handler Lambda runs.
@@ -34,7 +34,7 @@ Each of these is logged and counted in `warehouse_poller_offset_resets_total{top
 reason}`. The event carries the cluster's id (`eventSourceArn`), so two clusters with the same
 topic names and offsets never look like one to the ledger.
 
-The client connects as `common.kafka_client` says (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL;
+The client connects as `common.adapters.kafka_settings` says (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL;
 PLAIN, SCRAM, MSK IAM). Before building a consumer it checks TLS and SASL once itself: a wrong
 password puts the poller in state `authentication_failed` with the broker's reason (shown by
 /ready), logged once, retried with a growing backoff without building consumers.
@@ -63,9 +63,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import kafka_access, kafka_batch, kafka_client, observability
-from common.config import Settings, get_settings
-from common.kafka_pipeline import ApplyAhead, ApplyFailed, decode_polled
+from common.adapters import kafka_access, observability
+from common.adapters import kafka_settings as kafka_client
+from common.adapters.config import Settings, get_settings
+from common.intake import kafka_records as kafka_batch
+from common.intake.apply_ahead import ApplyAhead, ApplyFailed, decode_polled
 
 logger = logging.getLogger(__name__)
 
@@ -742,7 +744,7 @@ class Poller:
     def _write_lag(self, rows: list[tuple[str, int, int | None, int, int]]) -> None:
         """Upsert this poller's view of its partitions into `consumer_lag`; never raises."""
         try:
-            from common.db import get_pool
+            from common.adapters.db import get_pool
 
             with get_pool().connection(timeout=LAG_WRITE_POOL_TIMEOUT_SECONDS) as conn:
                 # Bounded: a locked or slow table must not hold the loop (the pool sets no limits).
@@ -898,8 +900,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     poller.run()
-    from common.db import close_pool
-    from common.outbox import close_producer
+    from common.adapters.db import close_pool
+    from common.dead_letters.outbox import close_producer
 
     close_producer()
     close_pool()

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import observability
-from common.config import Settings, get_settings
+from common.adapters import observability
+from common.adapters.config import Settings, get_settings
 
 logger = logging.getLogger("functions.local_app.serve")
 
@@ -58,7 +58,7 @@ def topic_partitions(settings: Settings) -> int | None:
     try:
         from kafka import KafkaConsumer
 
-        from common import kafka_client
+        from common.adapters import kafka_settings as kafka_client
 
         timeout_ms = int(PARTITIONS_TIMEOUT_SECONDS * 1000)
         consumer = KafkaConsumer(

@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
-from common.dead_letters import MAX_ID
-from common.outcomes import Reason, Status
-from common.service import replay
+from common.dead_letters.store import MAX_ID
+from common.domain.outcomes import Reason, Status
+from common.ledger.use_cases import replay
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response
 from functions.http.guards import require_operator

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
-from common.config import get_settings
-from common.events import Envelope, Origin, parse_event
-from common.group_commit import ingest_one
-from common.observability import record_outcomes
-from common.outcomes import Outcome, Reason, Status
+from common.adapters.config import get_settings
+from common.adapters.observability import record_outcomes
+from common.domain.events import Envelope, Origin, parse_event
+from common.domain.outcomes import Outcome, Reason, Status
+from common.intake.group_commit import ingest_one
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_response
 from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited, webhook_token
@@ -30,7 +30,6 @@ WEBHOOK_PATH = "/api/v1/kafka/webhook"
 router = APIRouter(tags=["events"])
 # Models the OpenAPI document needs although no route parses them through FastAPI.
 schema_models = (Envelope,)
-
 
 
 def _first_example(model: type[BaseModel]) -> dict[str, Any]:
@@ -213,7 +212,7 @@ INLINE_PARSE_BYTES = 16 * 1024
 
 
 async def _apply(raw: bytes) -> Response:
-    """Parse, then apply in the next group commit (`common.group_commit`: one transaction for the
+    """Parse, then apply in the next group commit (`common.intake.group_commit`: one transaction for the
     requests that arrive meanwhile, each answered with its own outcome)."""
     if len(raw) <= INLINE_PARSE_BYTES:
         item = parse_event(raw, Origin.webhook())

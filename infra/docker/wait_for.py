@@ -3,7 +3,7 @@
     python infra/docker/wait_for.py [--timeout SECONDS] [postgres] [redis] [kafka]
 
 Addresses come from the same settings the app uses (DATABASE_URL, REDIS_URL,
-KAFKA_BOOTSTRAP_SERVERS via common.config), so the wait and the app can never disagree. Redis is
+KAFKA_BOOTSTRAP_SERVERS via common.adapters.config), so the wait and the app can never disagree. Redis is
 skipped when CACHE_ENABLED is false. Exit status 0 when all are reachable, 1 on timeout. Prints
 host:port only, never a URL (which may carry a password).
 """
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common.config import get_settings  # noqa: E402
+from common.adapters.config import get_settings  # noqa: E402
 
 SERVICES = ("postgres", "redis", "kafka")
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "kafka": 9092}

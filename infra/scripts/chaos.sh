@@ -98,7 +98,7 @@ cmd_stack_up() {
     for service in postgres redis kafka; do
         ours "$service" || fail "$service on its port was not started by this run (port taken?): refusing faults"
     done
-    out=$("$VENV_PY" -m common.migrate 2>&1) || { printf '%s\n' "$out" >&2; fail "migrations failed"; }
+    out=$("$REPO_ROOT/.venv/bin/warehouse-stock" migrate 2>&1) || { printf '%s\n' "$out" >&2; fail "migrations failed"; }
 }
 
 cmd_stack_down() {

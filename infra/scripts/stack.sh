@@ -4,7 +4,7 @@
 #   stack.sh venv     .venv and tools/lint/.venv only (uv sync --frozen; when a lock changed)
 #   stack.sh up       venvs + services + migrations (what `make run` and `make test` do first)
 #   stack.sh run      up, then the app in the foreground (`make run`; Ctrl-C stops the app)
-#   stack.sh test     up, then ruff, mypy, `make lint-infra` and pytest over tests/ (`make test`)
+#   stack.sh test     up, then ruff, mypy, lint-imports, `make lint-infra` and pytest over tests/ (`make test`)
 #   stack.sh stop     stop exactly what this stack started, by the pids in .stack/pids/ (`make stop`)
 #   stack.sh status   what is listening, and what we started
 #   stack.sh clean    stop, then delete the data of this stack (its PostgreSQL clusters, Kafka data,
@@ -68,7 +68,7 @@ cmd_up() {
     ensure_kafka
     release_lock
     local out
-    out=$("$VENV_PY" -m common.migrate 2>&1) || { printf '%s\n' "$out" >&2; die "migrations failed"; }
+    out=$("$VENV/bin/warehouse-stock" migrate 2>&1) || { printf '%s\n' "$out" >&2; die "migrations failed"; }
     log "${out##*$'\n'}"
     log "stack ready in $((SECONDS - started))s: postgres $(redact "$DATABASE_URL"), redis $REDIS_URL," \
         "kafka $KAFKA_BOOTSTRAP_SERVERS (logs: $STACK_LOGS)"
@@ -106,6 +106,8 @@ cmd_test() {
     "$VENV/bin/ruff" check . || status=1
     log "mypy"
     "$VENV/bin/mypy" || status=1
+    log "lint-imports (the layers in pyproject.toml [tool.importlinter])"
+    "$VENV/bin/lint-imports" --no-cache || status=1
     make --no-print-directory -C "$REPO_ROOT" lint-infra || status=1
     log "pytest $*"
     "$VENV_PY" -m pytest "$@" || status=1

@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from common.migrate import DATA_TABLES, migrate
+from common.adapters.migrate import DATA_TABLES, migrate
 from tests.browser.support import PRODUCER_TOKEN, TOKEN, Console, Week, iso, post
 from tests.e2e.support import REDIS_URL, AppProcess, envelope, start_app
 
@@ -142,8 +142,8 @@ def console_data(api: httpx.Client, browser_database: str) -> Week:
                         timestamp=iso(now - timedelta(hours=2)))  # fmt: skip
     week.dead_letters.append(post(api, conflict, 409)["rejected_event_id"])
 
-    from common.events import Origin, parse_event
-    from common.ledger import apply_events
+    from common.domain.events import Origin, parse_event
+    from common.ledger.apply import apply_events
 
     with psycopg.connect(browser_database) as conn:
         raw = b'{"id": "b3b53031", "source": "WH-3322", "data": {"quantity": "ten"}}'

@@ -39,7 +39,6 @@ def post(api: httpx.Client, env: dict[str, Any], expect: int = 200) -> dict[str,
     return response.json()
 
 
-
 @dataclass
 class Console:
     """One test's page, with what it saw: console errors, page errors, requests to other hosts."""

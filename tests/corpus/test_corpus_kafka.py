@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from common import cache
-from common.config import get_settings
+from common.adapters import cache
+from common.adapters.config import get_settings
 from tools.corpus import accepted_cases, rejected_cases, valid_arrival
 
 # A known parse_event bug fails a whole batch: such cases are covered (xfail) by test_corpus_parse only.
@@ -60,7 +60,7 @@ def msk_event(topic: str, values: list[bytes | None], partition: int = 0) -> dic
 @pytest.fixture
 def ledger(clean_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
     """Empty ledger tables, the handler pointed at them, no metrics noise on stdout."""
-    from common import db
+    from common.adapters import db
 
     monkeypatch.setenv("DATABASE_URL", clean_db)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.events import Origin, parse_event
+from common.domain.events import Origin, parse_event
 from tools.corpus import Case, accepted_cases, rejected_cases
 
 

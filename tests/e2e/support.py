@@ -70,7 +70,7 @@ def body(env: dict[str, Any]) -> bytes:
 def rejected_cursor_before(rejected_event_id: int) -> str:
     """A cursor that starts the dead-letter list at `rejected_event_id` (white-box: keeps checks on
     a test's own rows bounded however large the shared test database grows)."""
-    from common.cursor import encode_cursor
+    from common.adapters.cursor import encode_cursor
 
     return encode_cursor("rejected", rejected_event_id - 1)
 

@@ -9,8 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from common.events import Origin, parse_event
-from common.ledger import apply_events
+from common.domain.events import Origin, parse_event
+from common.ledger.apply import apply_events
 from tests.e2e.support import WEBHOOK, body, envelope, new_id, rejected_cursor_before
 
 

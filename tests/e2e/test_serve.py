@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from common.config import Settings, get_settings
+from common.adapters.config import Settings, get_settings
 from functions.local_app.serve import Supervisor, layout, topic_partitions
 from tests.e2e.support import PROJECT_ROOT, free_port
 from tools.kafka_helpers import create_topic, delete_topic, produce, unique, wait_until

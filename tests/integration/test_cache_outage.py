@@ -14,12 +14,12 @@ from uuid import uuid4
 
 import pytest
 
-from common import cache, db
-from common.config import get_settings
-from common.db_async import close_async_pool
-from common.events import Origin, parse_event
-from common.reads import read_stock_json
-from common.service import ingest
+from common.adapters import cache, db
+from common.adapters.config import get_settings
+from common.adapters.db_async import close_async_pool
+from common.domain.events import Origin, parse_event
+from common.ledger.use_cases import ingest
+from common.reads.stock_and_movements import read_stock_json
 from tests.e2e.support import body, envelope, new_id, start_redis
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -52,7 +52,10 @@ def redis_behind_proxy(database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
 def _arrival(warehouse: object, product: object, quantity: int) -> bytes:
     return body(
         envelope(
-            "arrival", movement_id=new_id(), warehouse_id=str(warehouse), product_id=str(product),
+            "arrival",
+            movement_id=new_id(),
+            warehouse_id=str(warehouse),
+            product_id=str(product),
             quantity=quantity,
         )
     )

@@ -16,12 +16,12 @@ from uuid import UUID, uuid4
 import pytest
 import redis
 
-from common import cache, db
-from common.config import get_settings
-from common.db_async import close_async_pool
-from common.events import Origin, parse_event
-from common.reads import read_stock_json
-from common.service import ingest
+from common.adapters import cache, db
+from common.adapters.config import get_settings
+from common.adapters.db_async import close_async_pool
+from common.domain.events import Origin, parse_event
+from common.ledger.use_cases import ingest
+from common.reads.stock_and_movements import read_stock_json
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

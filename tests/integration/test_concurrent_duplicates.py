@@ -9,11 +9,11 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from common.db import run_in_transaction
-from common.events import Origin, parse_event
-from common.ledger import apply_events
-from common.outcomes import Outcome
-from common.reads import get_stock
+from common.adapters.db import run_in_transaction
+from common.domain.events import Origin, parse_event
+from common.domain.outcomes import Outcome
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

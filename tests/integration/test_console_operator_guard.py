@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from common import db
-from common.config import get_settings
+from common.adapters import db
+from common.adapters.config import get_settings
 from functions.console.pages import DEAD_LETTER_ROWS_PATH, token_required
 from functions.console.routes import router
 from functions.http.app import make_app

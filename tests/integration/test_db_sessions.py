@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from common import db, outage
-from common.config import get_settings
+from common.adapters import db
+from common.adapters.config import get_settings
+from common.intake import outage
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,7 @@ def test_behind_a_proxy_no_startup_options_no_prepared_statements_and_one_warnin
     host = conninfo_to_dict(service)["host"]
     monkeypatch.setenv("DB_PROXY_ENDPOINT", str(host))  # "the proxy" is the same server here
     get_settings.cache_clear()
-    caplog.set_level(logging.WARNING, logger="common.db")
+    caplog.set_level(logging.WARNING, logger="common.adapters.db")
 
     for _ in range(2):
         with db.get_pool().connection() as conn:

@@ -16,8 +16,10 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from common import db, dead_letter_views, dead_letters
-from common.config import get_settings
+from common.adapters import db
+from common.adapters.config import get_settings
+from common.dead_letters import store as dead_letters
+from common.dead_letters import views as dead_letter_views
 from tests.e2e.support import rejected_cursor_before
 
 pytestmark = pytest.mark.integration
@@ -105,7 +107,9 @@ def test_list_items_show_a_preview_and_link_the_whole_payload(client, database_u
 
     whole = items[ids[1]]
     assert (whole["raw_payload"], whole["raw_payload_truncated"], whole["raw_payload_bytes"]) == (
-        small.decode(), False, len(small)
+        small.decode(),
+        False,
+        len(small),
     )
     # Fields the console reads are still there.
     assert {"id", "reason", "detail", "received_at", "replay_status", "raw_payload_encoding"} <= set(whole)
@@ -125,7 +129,9 @@ def test_one_dead_letter_comes_with_its_whole_payload(client, database_url) -> N
     body = text.json()
     assert body["raw_payload"].encode() == big
     assert (body["raw_payload_truncated"], body["raw_payload_bytes"], body["raw_payload_encoding"]) == (
-        False, len(big), "utf-8"
+        False,
+        len(big),
+        "utf-8",
     )
 
     raw = client.get(f"{LIST}/{binary_id}").json()

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from common import cache, db
-from common.config import get_settings
-from common.events import IncomingEvent, Origin, parse_event
-from common.group_commit import GroupCommit
-from common.outcomes import Outcome
+from common.adapters import cache, db
+from common.adapters.config import get_settings
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.domain.outcomes import Outcome
+from common.intake.group_commit import GroupCommit
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

@@ -810,7 +810,7 @@ def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(temp
 
 
 def test_a_batch_failing_for_long_alarms_on_the_metric_the_handler_emits(template, resources) -> None:
-    from common import observability
+    from common.adapters import observability
 
     alarm = resources["IngestFailedBatchAgeAlarm"]["Properties"]
     environment = template["Globals"]["Function"]["Environment"]["Variables"]
@@ -1128,7 +1128,7 @@ def test_entrypoint_waits_migrates_and_execs_uvicorn() -> None:
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
     wait_at, migrate_at, uvicorn_at = (
         text.index("infra/docker/wait_for.py"),
-        text.index("python -m common.migrate"),
+        text.index("warehouse-stock migrate"),
         text.index("exec uvicorn functions.local_app.main:app"),
     )
     assert wait_at < migrate_at < uvicorn_at

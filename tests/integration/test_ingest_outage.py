@@ -20,8 +20,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from common import db, outage
-from common.config import get_settings
+from common.adapters import db
+from common.adapters.config import get_settings
+from common.intake import outage
 from functions.ingest_kafka.handler import handler  # imported before AWS_LAMBDA_FUNCTION_NAME is set
 from tests.e2e.support import envelope
 from tests.integration.tcp_proxy import TcpProxy
@@ -172,9 +173,7 @@ def test_a_lock_timeout_is_not_waited_for_nor_retried(proxy, database_url, monke
     assert handler(kafka_event(w, p, age_seconds=1), Context()) == {"batchItemFailures": []}
 
     with psycopg.connect(database_url) as holder:
-        holder.execute(
-            "SELECT 1 FROM stock WHERE warehouse_id = %s AND product_id = %s FOR UPDATE", (w, p)
-        )
+        holder.execute("SELECT 1 FROM stock WHERE warehouse_id = %s AND product_id = %s FOR UPDATE", (w, p))
         began = time.monotonic()
         with pytest.raises(psycopg.errors.LockNotAvailable):
             handler(kafka_event(w, p, age_seconds=1), Context())

@@ -11,9 +11,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from common.events import IncomingEvent, Origin, parse_event
-from common.ledger import apply_events
-from common.reads import get_stock
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

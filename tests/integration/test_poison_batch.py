@@ -13,9 +13,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from common import service
-from common.events import Envelope, IncomingEvent, Origin, parse_event
-from common.reads import get_stock
+from common.domain.events import Envelope, IncomingEvent, Origin, parse_event
+from common.ledger import use_cases as service
+from common.reads.stock_and_movements import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

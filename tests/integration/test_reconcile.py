@@ -25,11 +25,13 @@ import psycopg
 import pytest
 
 from cli.main import main as cli_main
-from common import cache, db, ledger, service
-from common.config import get_settings
-from common.events import Origin, parse_event
-from common.outcomes import Outcome
-from common.reconcile import reconcile
+from common.adapters import cache, db
+from common.adapters.config import get_settings
+from common.domain.events import Origin, parse_event
+from common.domain.outcomes import Outcome
+from common.ledger import apply as ledger
+from common.ledger import use_cases as service
+from common.operations.reconcile import reconcile
 from tools.corpus import envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,7 +241,7 @@ def test_both_entry_points_exit_1_and_print_the_discrepancy(books: Books) -> Non
         (books.w2, books.p2),
     )
     env = {**os.environ, "DATABASE_URL": books.url}
-    for argv in (["-m", "common.reconcile"], ["-m", "cli", "reconcile"]):
+    for argv in (["-m", "common.operations.reconcile"], ["-m", "cli", "reconcile"]):
         done = subprocess.run(
             [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
         )

@@ -1,4 +1,4 @@
-"""Replay of dead letters, end to end through `common.service.replay` and its CLI.
+"""Replay of dead letters, end to end through `common.ledger.use_cases.replay` and its CLI.
 
 What an operator relies on: a departure refused for lack of stock can be re-applied once the goods
 have arrived, exactly once, and a replay never turns a bad payload into stock.
@@ -19,14 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `common` is not installed: make it importable however pytest runs
-    sys.path.insert(0, str(ROOT))
+from common.adapters import cache, db
+from common.adapters.config import get_settings
+from common.domain.events import Origin, parse_event
+from common.domain.outcomes import Reason
+from common.ledger import use_cases as service
 
-from common import cache, db, service  # noqa: E402
-from common.config import get_settings  # noqa: E402
-from common.events import Origin, parse_event  # noqa: E402
-from common.outcomes import Reason  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/4"
 TOKEN = "replay-test-token-3f9a"
@@ -326,7 +325,6 @@ def test_route_answers_503_with_retry_after_when_postgres_is_unreachable(
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
     assert "s3cret-pw" not in response.text and "Traceback" not in response.text
-
 
 
 def test_lambda_handler_serves_the_route(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,11 +20,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from common import db, retention
-from common.config import get_settings
-from common.events import Origin, parse_event
-from common.outcomes import Status
-from common.service import ingest
+from common.adapters import db
+from common.adapters.config import get_settings
+from common.domain.events import Origin, parse_event
+from common.domain.outcomes import Status
+from common.ledger.use_cases import ingest
+from common.operations import retention
 from tests.e2e.support import body, envelope
 
 pytestmark = pytest.mark.integration

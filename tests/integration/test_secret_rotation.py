@@ -23,21 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+import moto
 import psycopg
 import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-boto3 = pytest.importorskip("boto3")
-moto = pytest.importorskip("moto")
-parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
-
-from common import db  # noqa: E402
-from common.config import get_settings  # noqa: E402
-from common.events import Origin, parse_event  # noqa: E402
-from common.outcomes import Status  # noqa: E402
-from common.service import ingest  # noqa: E402
-from tests.e2e.support import body, envelope  # noqa: E402
+from common.adapters import db
+from common.adapters.config import get_settings
+from common.domain.events import Origin, parse_event
+from common.domain.outcomes import Status
+from common.ledger.use_cases import ingest
+from tests.e2e.support import body, envelope
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def secret(role: Role, database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("CACHE_ENABLED", "false")
     monkeypatch.setenv("DB_POOL_MAX", "3")
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    DEFAULT_PROVIDERS.clear()
     with moto.mock_aws():
         client = boto3.client("secretsmanager", region_name=REGION)
         document = {
@@ -133,7 +133,7 @@ def secret(role: Role, database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
         yield client, arn
         db.close_pool()
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    DEFAULT_PROVIDERS.clear()
     get_settings.cache_clear()
 
 

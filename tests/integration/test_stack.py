@@ -177,8 +177,8 @@ def test_consumer_group_resumes_from_committed_offsets(kafka_bootstrap: str, uni
 
 
 def test_env_example_lists_every_setting() -> None:
-    """Every variable common/config.py reads, and the stack's ports, appear in .env.example."""
-    from common.config import Settings
+    """Every variable common/adapters/config.py reads, and the stack's ports, appear in .env.example."""
+    from common.adapters.config import Settings
 
     root = Path(__file__).resolve().parents[2]
     read = {name.upper() for name in Settings.model_fields}

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from common import cache, db
-from common.config import get_settings
+from common.adapters import cache, db
+from common.adapters.config import get_settings
 from tests.kafka.broker import BrokerError, PrivateBroker, remove, start_private_broker
 from tools.kafka_helpers import delete_group, unique
 

@@ -14,10 +14,10 @@ import threading
 import psycopg
 import pytest
 
-from common import kafka_batch
-from common.config import Settings, get_settings
-from common.kafka_batch import BatchResult, DecodedBatch
-from common.kafka_pipeline import ApplyAhead
+from common.adapters.config import Settings, get_settings
+from common.intake import kafka_records as kafka_batch
+from common.intake.apply_ahead import ApplyAhead
+from common.intake.kafka_records import BatchResult, DecodedBatch
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import (
     applied_count,

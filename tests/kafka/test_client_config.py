@@ -1,4 +1,4 @@
-"""common.kafka_client: Settings -> kafka-python keyword arguments, validation, the SASL secret.
+"""common.adapters.kafka_settings: Settings -> kafka-python keyword arguments, validation, the SASL secret.
 
 No broker here: the mapping, the early and clear refusals, and the secret read from a Secrets
 Manager mocked by moto. The same settings against a real SASL_SSL broker are in test_sasl_ssl.py.
@@ -24,10 +24,12 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from common import kafka_batch, kafka_client, outbox
-from common.config import PROJECT_ROOT, Settings, get_settings
-from common.kafka_batch import cluster_of
-from common.kafka_client import KafkaClientConfigError, KafkaCredentialsError
+from common.adapters import kafka_settings as kafka_client
+from common.adapters.config import PROJECT_ROOT, Settings, get_settings
+from common.adapters.kafka_settings import KafkaClientConfigError, KafkaCredentialsError
+from common.dead_letters import outbox
+from common.intake import kafka_records as kafka_batch
+from common.intake.kafka_records import cluster_of
 from tests.kafka.broker import TlsFiles
 
 pytestmark = pytest.mark.unit

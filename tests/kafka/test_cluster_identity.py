@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from common import service
-from common.config import get_settings
-from common.events import Origin, parse_event
-from common.kafka_batch import cluster_arn
+from common.adapters.config import get_settings
+from common.domain.events import Origin, parse_event
+from common.intake.kafka_records import cluster_arn
+from common.ledger import use_cases as service
 from functions.local_app.poller import Poller
 from tests.kafka.broker import PrivateBroker
 from tools.kafka_helpers import (

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from common.config import get_settings
+from common.adapters.config import get_settings
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import applied_count, committed_and_end, movement_stream, produce, wait_until

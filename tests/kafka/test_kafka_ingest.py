@@ -25,9 +25,11 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from common import outbox, reads, service
-from common.config import PROJECT_ROOT, get_settings
-from common.events import Origin, parse_event
+from common.adapters.config import PROJECT_ROOT, get_settings
+from common.dead_letters import outbox
+from common.domain.events import Origin, parse_event
+from common.ledger import use_cases as service
+from common.reads import stock_and_movements as reads
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import (

@@ -38,7 +38,7 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
-from common.config import get_settings
+from common.adapters.config import get_settings
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import (

@@ -1,4 +1,4 @@
-"""common.redrive: the on-failure queue's records fetched again from Kafka and re-applied.
+"""common.operations.redrive: the on-failure queue's records fetched again from Kafka and re-applied.
 
 SQS is mocked by moto (an AWS API); Kafka and PostgreSQL are the real ones. The messages are
 shaped as AWS documents the SNS/SQS on-failure record of a Kafka event source mapping
@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
-from common.config import get_settings
-from common.redrive import UnrecognisedMessage, parse_failure_record, redrive
+from common.adapters.config import get_settings
+from common.operations.redrive import UnrecognisedMessage, parse_failure_record, redrive
 from functions.ingest_kafka.handler import handler
 from tools.kafka_helpers import BOOTSTRAP, applied_count, envelope, rejected_for, stock_of
 

@@ -25,7 +25,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from kafka import KafkaProducer
 
-from common.config import Settings, get_settings
+from common.adapters.config import Settings, get_settings
 from functions.local_app.poller import Poller
 from tests.e2e.support import start_app
 from tests.kafka.broker import SCRAM_MECHANISM, PrivateBroker

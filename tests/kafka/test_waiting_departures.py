@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from common import outbox
-from common.config import get_settings
+from common.adapters.config import get_settings
+from common.dead_letters import outbox
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import (
     BOOTSTRAP,
@@ -161,8 +161,8 @@ def test_each_parked_record_is_copied_to_the_dlq_topic_once(
 def test_a_copy_that_could_not_be_sent_stays_queued_until_it_can(
     database_url: str, dlq_topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from common.events import Origin, parse_event
-    from common.ledger import apply_batch
+    from common.domain.events import Origin, parse_event
+    from common.ledger.apply import apply_batch
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM dead_letter_outbox")

@@ -47,8 +47,8 @@ class FakeLambdaContext:
 @pytest.fixture(scope="session", autouse=True)
 def process_settings(database_url: str) -> Iterator[None]:
     """Point settings, pool and cache of this process at the test database and the suite's Redis."""
-    from common import cache, db
-    from common.config import get_settings
+    from common.adapters import cache, db
+    from common.adapters.config import get_settings
 
     saved = {name: os.environ.get(name) for name in ("DATABASE_URL", "REDIS_URL", "WEBHOOK_TOKEN")}
     os.environ.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from common.config import get_settings
+from common.adapters.config import get_settings
 from functions.get_movement.handler import handler as get_movement_handler
 from functions.get_stock.handler import handler as get_stock_handler
 from functions.list_resources.handler import handler as list_handler
@@ -272,8 +272,8 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 import functions.webhook.handler, functions.get_movement.handler
 import functions.get_stock.handler, functions.list_resources.handler
-import common.db, common.cache
-assert common.db._pool is None and common.cache._writer is None and not common.cache._readers
+from common.adapters import cache, db
+assert db._pool is None and cache._writer is None and not cache._readers
 print("no-io")
 """
     env = {

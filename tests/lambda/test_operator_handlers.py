@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from common.config import get_settings
+from common.adapters.config import get_settings
 from functions.list_resources.handler import handler as list_handler
 from functions.replay.handler import handler as replay_handler
 from tests.e2e.support import PROJECT_ROOT

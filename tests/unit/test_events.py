@@ -1,4 +1,4 @@
-"""Validation of the movement envelope (common/events.py), one rule at a time.
+"""Validation of the movement envelope (common/domain/events.py), one rule at a time.
 
 Every case starts from the brief's valid example and breaks exactly one thing, so removing a rule
 from the model makes its cases fail.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,12 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `common` is not installed; make it importable however pytest runs
-    sys.path.insert(0, str(ROOT))
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.domain.movement import MAX_QUANTITY
 
-from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
-from common.movement import MAX_QUANTITY  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.unit
 

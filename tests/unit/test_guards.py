@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from common.config import ConfigError, get_settings
+from common.adapters.config import ConfigError, get_settings
 from functions.http import guards
 from functions.http.app import make_app
 
@@ -122,7 +122,7 @@ def test_a_token_secret_that_cannot_be_read_closes_the_route_with_503(monkeypatc
     def unreadable(arn: str) -> str:
         raise RuntimeError("AccessDenied")
 
-    monkeypatch.setattr("common.secrets.token_from_secret", unreadable)
+    monkeypatch.setattr("common.adapters.secrets.token_from_secret", unreadable)
     response = client().get("/ops/1", headers=bearer(OPERATOR))
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()

@@ -8,7 +8,7 @@ import pytest
 from fastapi import APIRouter
 from starlette.testclient import TestClient
 
-from common.cursor import BadCursor, decode_cursor, encode_cursor
+from common.adapters.cursor import BadCursor, decode_cursor, encode_cursor
 from functions.http.app import make_app
 from functions.http.guards import bearer_token_ok
 

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
-from common import kafka_batch, service
-from common.config import get_settings
-from common.events import IncomingEvent, Origin
-from common.outcomes import Outcome, Reason, Status
+from common.adapters.config import get_settings
+from common.domain.events import IncomingEvent, Origin
+from common.domain.outcomes import Outcome, Reason, Status
+from common.intake import kafka_records as kafka_batch
+from common.ledger import use_cases as service
 from functions.local_app.poller import Poller, build_event
 
 pytestmark = [

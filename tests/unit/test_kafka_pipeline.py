@@ -1,4 +1,4 @@
-"""The seam for a pipelined poller (common/kafka_pipeline.py), without services.
+"""The seam for a pipelined poller (common/intake/apply_ahead.py), without services.
 
 `decode_polled` must give exactly what the Lambda-shaped path gives for the same poll (same items,
 same order, same record identities), or a poller switching to it would park or dedupe differently;
@@ -14,9 +14,9 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
-from common import kafka_batch
-from common.kafka_batch import BatchResult, DecodedBatch, decode_records
-from common.kafka_pipeline import ApplyAhead, ApplyFailed, decode_polled
+from common.intake import kafka_records as kafka_batch
+from common.intake.apply_ahead import ApplyAhead, ApplyFailed, decode_polled
+from common.intake.kafka_records import BatchResult, DecodedBatch, decode_records
 from functions.local_app.poller import build_event
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""The ledger's decision table (common.rules) on plain state: every row, no database."""
+"""The ledger's decision table (common.domain.rules) on plain state: every row, no database."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from common.movement import MovementData
-from common.outcomes import Reason, Status
-from common.rules import (
+from common.domain.movement import MovementData
+from common.domain.outcomes import Reason, Status
+from common.domain.rules import (
     BatchDecisions,
     Candidate,
     Half,

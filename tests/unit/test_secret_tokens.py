@@ -13,19 +13,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
+import moto
 import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from fastapi import APIRouter, Depends
+from starlette.testclient import TestClient
 
-boto3 = pytest.importorskip("boto3")
-moto = pytest.importorskip("moto")
-parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
-
-from fastapi import APIRouter, Depends  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
-
-from common import db, secrets  # noqa: E402
-from common.config import get_settings  # noqa: E402
-from functions.http import guards  # noqa: E402
-from functions.http.app import make_app  # noqa: E402
+from common.adapters import (
+    db,
+    secrets,
+)
+from common.adapters.config import get_settings
+from functions.http import guards
+from functions.http.app import make_app
 
 REGION = "eu-west-1"
 
@@ -51,7 +53,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def reset() -> None:
     get_settings.cache_clear()
     parameters.clear_caches()
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    DEFAULT_PROVIDERS.clear()
 
 
 def use(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:

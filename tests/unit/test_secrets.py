@@ -1,27 +1,27 @@
-"""common.secrets against a Secrets Manager mocked by moto: no AWS account, no network."""
+"""common.adapters.secrets against a Secrets Manager mocked by moto: no AWS account, no network."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import boto3
+import moto
 import psycopg
 import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+from common.adapters import (
+    db,
+    secrets,
+)
+from common.adapters.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `common` is not installed; make it importable however pytest runs
-    sys.path.insert(0, str(ROOT))
-
-boto3 = pytest.importorskip("boto3")
-moto = pytest.importorskip("moto")
-parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
-
-from common import db, secrets  # noqa: E402
-from common.config import get_settings  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +56,7 @@ def _reset_caches() -> None:
     parameters.clear_caches()
     # The default SecretsProvider keeps the boto3 client it made; drop it so the next test's
     # provider is built inside that test's mock.
-    parameters.base.DEFAULT_PROVIDERS.clear()
+    DEFAULT_PROVIDERS.clear()
 
 
 def _debug_our_loggers(caplog: pytest.LogCaptureFixture) -> None:
@@ -136,7 +136,7 @@ def test_cache_is_keyed_by_arn_with_max_age(aws, monkeypatch) -> None:
         calls.append({"name": name, **kwargs})
         return real_get_secret(name, **kwargs)
 
-    monkeypatch.setattr(parameters, "get_secret", spy)  # the module common.secrets reads it from
+    monkeypatch.setattr(parameters, "get_secret", spy)  # the module common.adapters.secrets reads it from
     secrets.database_url_from_secret(arn)
 
     assert calls == [{"name": arn, "transform": "json", "max_age": secrets.SECRET_MAX_AGE_SECONDS}]

@@ -29,8 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from common.db import connect  # noqa: E402
-from common.migrate import migrate  # noqa: E402
+from common.adapters.db import connect  # noqa: E402
+from common.adapters.migrate import migrate  # noqa: E402
 from tools.chaos.procs import free_port  # noqa: E402
 from tools.corpus import dump, envelope  # noqa: E402
 

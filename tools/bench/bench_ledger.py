@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common.db import connect  # noqa: E402
-from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
-from common.ledger import apply_events  # noqa: E402
-from common.migrate import DATA_TABLES, migrate  # noqa: E402
+from common.adapters.db import connect  # noqa: E402
+from common.adapters.migrate import DATA_TABLES, migrate  # noqa: E402
+from common.domain.events import IncomingEvent, Origin, parse_event  # noqa: E402
+from common.ledger.apply import apply_events  # noqa: E402
 
 DEFAULT_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/ledger_dev"
 TABLES = DATA_TABLES

@@ -35,8 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from common.migrate import DATA_TABLES, migrate
-from common.reconcile import OWN_TRANSACTION, STATEMENTS, reconcile
+from common.adapters.migrate import DATA_TABLES, migrate
+from common.operations.reconcile import OWN_TRANSACTION, STATEMENTS, reconcile
 
 WAREHOUSES = 100
 PRODUCTS = 1000

@@ -11,9 +11,9 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 
 import functions.webhook.routes as routes
-from common.events import IncomingEvent
-from common.outcomes import Outcome
-from common.service import ingest
+from common.domain.events import IncomingEvent
+from common.domain.outcomes import Outcome
+from common.ledger.use_cases import ingest
 from tools.bench.bench_asgi import app
 
 

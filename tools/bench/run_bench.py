@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from common.migrate import DATA_TABLES  # noqa: E402
+from common.adapters.migrate import DATA_TABLES  # noqa: E402
 from functions.local_app.serve import cores  # noqa: E402
 from tools.bench import ceiling_sql, cold_start  # noqa: E402
 from tools.bench.workload import Workload, generate, msk_events, partition_of  # noqa: E402
@@ -157,7 +157,7 @@ def prepare_database(url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    from common.migrate import migrate
+    from common.adapters.migrate import migrate
 
     name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
     admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
@@ -318,7 +318,7 @@ class IngestRun:
 def bench_ingest(cfg: Config, report: Report) -> None:
     import psycopg
 
-    from common.db import get_pool
+    from common.adapters.db import get_pool
     from functions.ingest_kafka.handler import handler
 
     results: dict[str, list[IngestRun]] = {"handler": [], "ceiling": [], "columns": []}
@@ -1193,8 +1193,8 @@ class Server:
 
 def seed_stock_keys(count: int, quantity: int) -> list[tuple[str, str]]:
     """`count` stock keys with `quantity` on hand each, applied through the ledger itself."""
-    from common.events import Origin, parse_event
-    from common.service import ingest
+    from common.domain.events import Origin, parse_event
+    from common.ledger.use_cases import ingest
 
     work = generate(count, seed=7, duplicate_ratio=0.0, departure_ratio=0.0, warehouses=40, products=count)
     keys = sorted(work.stock)
@@ -1582,7 +1582,7 @@ def parse_args(argv: list[str] | None) -> Config:
         "--whatif-apply-ahead",
         action="store_true",
         help="what-if for rows 3 and 3d: pollers with KAFKA_APPLY_AHEAD=true (batch N+1 decoded while "
-        "batch N commits, common/kafka_pipeline.py)",
+        "batch N commits, common/intake/apply_ahead.py)",
     )
     p.add_argument("--producer", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1642,7 +1642,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             log(f"{name}: FAILED: {type(exc).__name__}: {exc}")
             report.add(Row(f"{name}", f"FAILED: {type(exc).__name__}: {str(exc)[:200]}"))
-    from common.db import close_pool
+    from common.adapters.db import close_pool
 
     close_pool()  # the seeding's pool, so its threads do not outlive the table
     table = render(report, cfg, started)

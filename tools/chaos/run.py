@@ -11,7 +11,7 @@ After each fault, with the stream drained, it checks what a user would notice:
   - every event sent is applied (once), a duplicate, or parked in rejected_events at its offset;
   - no read answered anything but 200, except 503 with Retry-After while PostgreSQL was down;
   - /ready said 503 while PostgreSQL was down, and showed Redis down while it was stopped;
-  - the books balance: `common.reconcile` finds no discrepancy (stock against the event log,
+  - the books balance: `common.operations.reconcile` finds no discrepancy (stock against the event log,
     movements against their events, dead letters against both).
 Exit status 0 only if every check of every phase passed. Bounded in time; cleans up after itself.
 """
@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from common.reconcile import reconcile
+from common.operations.reconcile import reconcile
 from tools.chaos import procs
 from tools.chaos.stack import ChaosStack, default_state_dir
 from tools.chaos.workload import (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +21,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:  # `common` is not installed; make it importable however pytest runs
-    sys.path.insert(0, str(ROOT))
+from common.adapters.migrate import DATA_TABLES, migrate
+from common.domain.events import IncomingEvent, Origin, parse_event
 
-from common.events import IncomingEvent, Origin, parse_event  # noqa: E402
-from common.migrate import DATA_TABLES, migrate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[3]
 
 DEFAULT_DATABASE_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/warehouse"
 LEDGER_TABLES = DATA_TABLES

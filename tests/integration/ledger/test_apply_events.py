@@ -11,10 +11,10 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from common.events import IncomingEvent, Origin, parse_event
-from common.ledger import apply_events
-from common.outcomes import Outcome
-from common.reads import get_movement, get_stock
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.domain.outcomes import Outcome
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from common.db import LostRace, run_in_transaction
-from common.events import IncomingEvent
-from common.ledger import apply_events
-from common.outcomes import Outcome
-from common.reads import get_movement, get_stock
+from common.adapters.db import LostRace, run_in_transaction
+from common.domain.events import IncomingEvent
+from common.domain.outcomes import Outcome
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

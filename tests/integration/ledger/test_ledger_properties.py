@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.events import IncomingEvent, Origin, parse_event
-from common.ledger import apply_events
-from common.reads import get_movement, get_stock
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""common.migrate on fresh databases: idempotent, and safe when several deployers run it at once."""
+"""common.adapters.migrate on fresh databases: idempotent, and safe when several deployers run it at once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from common.migrate import DATA_TABLES, migrate, migration_files
+from common.adapters.migrate import DATA_TABLES, migrate, migration_files
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def test_concurrent_migrations_from_processes_apply_the_schema_once(
 def test_an_applied_migration_edited_afterwards_is_refused(
     ledger_fresh_database: FreshDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from common import migrate as migrations
+    from common.adapters import migrate as migrations
 
     url = ledger_fresh_database()
     for path in migration_files():
@@ -137,7 +137,7 @@ def test_an_applied_migration_edited_afterwards_is_refused(
 
 
 def test_status_names_pending_and_applied_migrations(ledger_fresh_database: FreshDatabase) -> None:
-    from common.migrate import status
+    from common.adapters.migrate import status
 
     url = ledger_fresh_database()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -151,7 +151,7 @@ def test_status_names_pending_and_applied_migrations(ledger_fresh_database: Fres
 def test_rows_recorded_before_checksums_get_theirs_on_the_next_run(
     ledger_fresh_database: FreshDatabase,
 ) -> None:
-    from common.migrate import checksum
+    from common.adapters.migrate import checksum
 
     url = ledger_fresh_database()
     with psycopg.connect(url, autocommit=True) as conn:

@@ -1,4 +1,4 @@
-"""The read models (common/reads.py) over what apply_events wrote."""
+"""The read models (common/reads/stock_and_movements.py) over what apply_events wrote."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from common.events import IncomingEvent
-from common.ledger import apply_events
-from common.reads import get_movement, get_stock
+from common.domain.events import IncomingEvent
+from common.ledger.apply import apply_events
+from common.reads.stock_and_movements import get_movement, get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from common.event_log import fold_before
-from common.ledger import apply_events
-from common.reads import list_stock
-from common.stock_history import BeforeRetainedLog, stock_as_of
+from common.ledger.apply import apply_events
+from common.ledger.fold import fold_before
+from common.reads.stock_and_movements import list_stock
+from common.reads.warehouse_stock import BeforeRetainedLog, stock_as_of
 from tests.integration.ledger.conftest import ledger_event
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,8 @@ def test_the_console_page_refuses_a_time_before_the_fold(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from common import db
-    from common.config import get_settings
+    from common.adapters import db
+    from common.adapters.config import get_settings
     from functions.console.routes import router
     from functions.http.app import make_app
 

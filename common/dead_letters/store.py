@@ -1,0 +1,287 @@
+"""The dead-letter store (`rejected_events`): every statement on that table lives here.
+
+A refused event is kept with its raw bytes, its reason and a detail, and for a Kafka record its
+identity: cluster, topic/partition/offset and a digest of key and value. Coordinates alone repeat
+(a recreated topic restarts at offset 0, a second cluster has the same topic name), so a record
+counts as "parked before" only when its digest, and its cluster where both are known, match too.
+A dead letter is never rewritten, only annotated: a replay (by an operator, or automatically for a
+waiting departure) records `replayed_at`, `replay_status`, `replay_detail` on the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from common.adapters.cursor import decode_int_key, page_of
+from common.dead_letters import views
+from common.dead_letters.models import RejectedEventPage, RejectedEventView
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.domain.outcomes import Outcome, Reason, Status
+from common.domain.rules import StockKey
+
+# A dead letter's detail is built from validation messages that may echo the input: PostgreSQL
+# text cannot hold NUL nor lone surrogates, and nothing needs more than this many characters.
+MAX_DETAIL_CHARS = 2000
+RecordIdentity = tuple[str | None, str | None, int | None, int | None, bytes]
+
+
+def safe_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """`text` as PostgreSQL can store it: NUL and lone surrogates escaped, at most `limit` chars."""
+    cleaned = text.replace("\x00", "\\x00")
+    cleaned = cleaned.encode("utf-8", "backslashreplace").decode("utf-8")
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def record_identity(item: IncomingEvent) -> RecordIdentity | None:
+    """(cluster, topic, partition, offset, digest) of a Kafka record; None for other origins."""
+    origin = item.origin
+    if origin.kind != "kafka":
+        return None
+    return (origin.cluster, origin.topic, origin.partition, origin.offset, item.digest)
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A dead letter found for a record of the batch."""
+
+    id: int
+    reason: Reason
+    detail: str
+
+
+def find_parked(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> dict[RecordIdentity, Parked]:
+    """The Kafka records of `items` that an earlier delivery already parked, by identity."""
+    wanted = {key for item in items if (key := record_identity(item)) is not None}
+    if not wanted:
+        return {}
+    keys = list(wanted)
+    rows = conn.execute(
+        """
+        SELECT k.c, r.kafka_topic, r.kafka_partition, r.kafka_offset, r.record_digest,
+               r.id, r.reason, r.detail
+        FROM rejected_events r
+        JOIN unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::bytea[]) AS k(c, t, p, o, d)
+          ON r.kafka_topic = k.t AND r.kafka_partition = k.p AND r.kafka_offset = k.o
+         AND r.record_digest = k.d
+         AND (r.kafka_cluster IS NULL OR r.kafka_cluster IS NOT DISTINCT FROM k.c)
+        """,
+        tuple([key[i] for key in keys] for i in range(5)),
+    )
+    return {
+        (cluster, topic, partition, offset, bytes(digest)): Parked(rid, Reason(reason), detail)
+        for cluster, topic, partition, offset, digest, rid, reason, detail in rows
+    }
+
+
+def park(conn: psycopg.Connection, rejected: Sequence[tuple[IncomingEvent, Outcome]]) -> list[int]:
+    """Store each refused event; the ids in order. A Kafka record already parked keeps its row.
+
+    One round trip whatever the count (pipelined statements).
+    """
+    if not rejected:
+        return []
+    params = []
+    for item, outcome in rejected:
+        origin, event = item.origin, outcome.event
+        params.append(
+            (
+                outcome.reason,
+                safe_text(outcome.detail or ""),
+                item.raw,
+                event.movement_id if event else None,
+                event.event if event else None,
+                origin.kind,
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                origin.cluster,
+                item.digest if origin.kind == "kafka" else None,
+                event.warehouse_id if event else None,
+                event.product_id if event else None,
+            )
+        )
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO rejected_events (reason, detail, raw_payload, movement_id, event, origin,
+                                         kafka_topic, kafka_partition, kafka_offset,
+                                         kafka_cluster, record_digest, warehouse_id, product_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (kafka_topic, kafka_partition, kafka_offset, record_digest,
+                         (coalesce(kafka_cluster, '')))
+               WHERE kafka_topic IS NOT NULL
+            DO UPDATE SET kafka_topic = EXCLUDED.kafka_topic
+            RETURNING id
+            """,
+            params,
+            returning=True,
+        )
+        ids = []
+        while True:
+            row = cur.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cur.nextset():
+                break
+    return ids
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A parked event read back for a replay: its id and the event parsed again from its bytes."""
+
+    id: int
+    item: IncomingEvent
+
+
+def _as_dead_letters(rows: Iterable[tuple[Any, ...]]) -> list[DeadLetter]:
+    letters = []
+    for rid, raw, topic, partition, offset, cluster in rows:
+        origin = Origin("replay", topic, partition, offset, cluster)
+        letters.append(DeadLetter(int(rid), parse_event(bytes(raw), origin)))
+    return letters
+
+
+_DEAD_LETTER_COLUMNS = "id, raw_payload, kafka_topic, kafka_partition, kafka_offset, kafka_cluster"
+
+
+def waiting_departures(
+    conn: psycopg.Connection, keys: Iterable[StockKey], window_seconds: int
+) -> list[DeadLetter]:
+    """Kafka departures refused for insufficient stock on `keys`, received within the window and
+    not yet settled (applied, a duplicate): oldest first."""
+    wanted = list(keys)
+    if not wanted or window_seconds <= 0:
+        return []
+    rows = conn.execute(
+        f"""
+        SELECT {_DEAD_LETTER_COLUMNS}
+        FROM rejected_events r
+        JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p) ON r.warehouse_id = k.w AND r.product_id = k.p
+        WHERE r.reason = 'insufficient_stock' AND r.origin = 'kafka'
+          AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
+          AND r.received_at >= now() - make_interval(secs => %b)
+        ORDER BY r.id
+        """,
+        ([k[0] for k in wanted], [k[1] for k in wanted], window_seconds),
+    ).fetchall()
+    return _as_dead_letters(rows)
+
+
+def select_for_replay(
+    conn: psycopg.Connection, *, ids: list[int] | None, reason: Reason | None, limit: int
+) -> list[DeadLetter]:
+    """Dead letters an operator names (by id: whatever their state), or every unsettled one of a
+    reason, oldest first."""
+    rows = conn.execute(
+        f"""
+        SELECT {_DEAD_LETTER_COLUMNS}
+        FROM rejected_events
+        WHERE (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+          AND (%(reason)s::text IS NULL OR reason = %(reason)s::text)
+          AND (%(ids)s::bigint[] IS NOT NULL OR replay_status IS DISTINCT FROM 'applied')
+        ORDER BY id
+        LIMIT %(limit)s
+        """,
+        {"ids": ids, "reason": reason, "limit": limit},
+    ).fetchall()
+    return _as_dead_letters(rows)
+
+
+def record_replays(conn: psycopg.Connection, results: Sequence[tuple[int, Outcome]], *, auto: bool) -> None:
+    """Write each replay's outcome on its dead letter; a row once applied stays applied."""
+    if not results:
+        return
+    conn.execute(
+        """
+        UPDATE rejected_events r SET
+            replayed_at = now(),
+            replay_status = CASE WHEN r.replay_status = 'applied' THEN r.replay_status ELSE v.status END,
+            replay_detail = CASE WHEN r.replay_status = 'applied' THEN r.replay_detail ELSE v.detail END
+        FROM unnest(%b::int8[], %b::text[], %b::text[]) AS v(id, status, detail)
+        WHERE r.id = v.id
+        """,
+        (
+            [rid for rid, _ in results],
+            [outcome.status for _, outcome in results],
+            [_replay_detail(outcome, auto) for _, outcome in results],
+        ),
+    )
+
+
+def _replay_detail(outcome: Outcome, auto: bool) -> str | None:
+    if outcome.status is Status.REJECTED:
+        prefix = "retried automatically after an arrival: " if auto else ""
+        return safe_text(prefix + (outcome.detail or ""))
+    if auto and outcome.status is Status.APPLIED:
+        return "applied automatically when an arrival raised the stock"
+    return None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a dead-letter topic copy carries."""
+
+    id: int
+    raw: bytes
+    reason: Reason
+    detail: str
+    origin: str
+    cluster: str | None
+
+
+def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
+    """The dead letters `ids` as their dead-letter topic copies, in id order."""
+    rows = conn.execute(
+        """
+        SELECT id, raw_payload, reason, detail, kafka_topic, kafka_partition, kafka_offset, kafka_cluster
+        FROM rejected_events WHERE id = ANY(%s::int8[]) ORDER BY id
+        """,
+        (ids,),
+    ).fetchall()
+    return [
+        Copy(int(rid), bytes(raw), Reason(reason), detail, f"{topic}/{partition}@{offset}", cluster)
+        for rid, raw, reason, detail, topic, partition, offset, cluster in rows
+    ]
+
+
+# --- the list and one dead letter (shown by `common.dead_letters.views`) ---------------------------
+
+# rejected_events.id is a bigserial.
+MAX_ID = 2**63 - 1
+
+
+def list_page(
+    conn: psycopg.Connection, *, reason: Reason | None = None, limit: int, cursor: str | None = None
+) -> RejectedEventPage:
+    """Dead letters in arrival order, optionally of one reason (keyset pagination by id); each
+    payload cut to its preview in SQL, so a page never loads whole payloads."""
+    after = decode_int_key("rejected", cursor)
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    if reason is not None:
+        conditions.append(sql.SQL("reason = %(reason)s"))
+    if after is not None:
+        conditions.append(sql.SQL("id > %(after)s"))
+    query = sql.SQL(
+        "SELECT " + views.VIEW_COLUMNS + ", substring(raw_payload FROM 1 FOR %(preview)s), "
+        "octet_length(raw_payload) FROM rejected_events WHERE {} ORDER BY id LIMIT %(n)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    params = {"reason": reason, "after": after, "n": limit + 1, "preview": views.RAW_PREVIEW_BYTES}
+    rows, more = page_of(conn.execute(query, params).fetchall(), limit)
+    return views.page(rows, more=more)
+
+
+def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventView | None:
+    """One dead letter with its whole raw payload; None when there is no such id."""
+    query = "SELECT " + views.VIEW_COLUMNS + ", raw_payload FROM rejected_events WHERE id = %s"
+    row = conn.execute(query.encode(), (rejected_event_id,)).fetchone()
+    if row is None:
+        return None
+    raw = bytes(row[-1])
+    text, encoding = views.whole_text(raw)
+    return views.view(row[:-1], text, encoding, len(raw), False)

@@ -1,0 +1,1 @@
+"""Operator work on the books: reconcile, retention, re-drive of failed batches, on-failure records."""
