@@ -28,6 +28,7 @@ DATA_TABLES = (
     "event_outcome_counts",
     "consumer_lag",
     "stock_opening",
+    "warehouse_codes",
 )
 # An arbitrary constant naming "schema migrations" among advisory locks.
 MIGRATION_LOCK_ID = 7_301_448_512

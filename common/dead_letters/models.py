@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from common.domain.examples import examples
 from common.domain.outcomes import Reason, Status
 
 RawEncoding = Literal["utf-8", "base64"]
@@ -77,7 +78,7 @@ class RejectedEventPage(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "items": RejectedEventView.model_config["json_schema_extra"]["examples"],  # type: ignore[index]
+                    "items": examples(RejectedEventView),
                     "next_cursor": "cmVqZWN0ZWQ6NDI",
                 }
             ]
@@ -86,3 +87,15 @@ class RejectedEventPage(BaseModel):
 
     items: list[RejectedEventView]
     next_cursor: str | None
+
+
+class DeadLetterCount(BaseModel):
+    """Dead letters of one reason: all kept, and those no replay has resolved yet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "insufficient_stock", "total": 12, "unresolved": 3}]}
+    )
+
+    reason: Literal["invalid", "conflict", "insufficient_stock"]
+    total: int
+    unresolved: int

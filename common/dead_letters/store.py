@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from common.adapters.cursor import decode_int_key, page_of
+from common.adapters.cursor import BadCursor, decode_cursor, page_of
 from common.dead_letters import views
-from common.dead_letters.models import RejectedEventPage, RejectedEventView
+from common.dead_letters.models import DeadLetterCount, RejectedEventPage, RejectedEventView
 from common.domain.events import IncomingEvent, Origin, parse_event
 from common.domain.outcomes import Outcome, Reason, Status
 from common.domain.rules import StockKey
@@ -250,30 +251,66 @@ def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
     ]
 
 
-# --- the list and one dead letter (shown by `common.dead_letters.views`) ---------------------------
+# --- the list, one dead letter, the counts (shown by `common.dead_letters.views`) -----------------
 
 # rejected_events.id is a bigserial.
 MAX_ID = 2**63 - 1
+Order = Literal["oldest", "newest"]
+ORDERS: tuple[Order, ...] = ("oldest", "newest")
+# Unresolved: never replayed, or replayed and refused again, and not resolved by an operator.
+UNRESOLVED = "(replay_status IS NULL OR replay_status = 'rejected')"
+
+
+def _after(cursor: str | None, order: Order) -> int | None:
+    """The id a page continues after; the cursor of one order is refused by the other."""
+    if cursor is None:
+        return None
+    key = decode_cursor("rejected", cursor)
+    newest = key.startswith("n")
+    digits = key[1:] if newest else key
+    if newest != (order == "newest") or not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise BadCursor("not a cursor returned by this list")
+    return int(digits)
 
 
 def list_page(
-    conn: psycopg.Connection, *, reason: Reason | None = None, limit: int, cursor: str | None = None
+    conn: psycopg.Connection,
+    *,
+    reason: Reason | None = None,
+    unresolved: bool = False,
+    movement_id: UUID | None = None,
+    order: Order = "oldest",
+    limit: int,
+    cursor: str | None = None,
 ) -> RejectedEventPage:
-    """Dead letters in arrival order, optionally of one reason (keyset pagination by id); each
-    payload cut to its preview in SQL, so a page never loads whole payloads."""
-    after = decode_int_key("rejected", cursor)
+    """The one list of dead letters (the API's and the console's): of one reason, only the
+    unresolved, of one movement, oldest or newest first (keyset pagination by id); each payload cut
+    to its preview in SQL, so a page never loads whole payloads."""
+    after = _after(cursor, order)
     conditions: list[sql.Composable] = [sql.SQL("TRUE")]
     if reason is not None:
         conditions.append(sql.SQL("reason = %(reason)s"))
+    if unresolved:
+        conditions.append(sql.SQL(UNRESOLVED))
+    if movement_id is not None:
+        conditions.append(sql.SQL("movement_id = %(movement)s"))
     if after is not None:
-        conditions.append(sql.SQL("id > %(after)s"))
+        conditions.append(sql.SQL("id > %(after)s" if order == "oldest" else "id < %(after)s"))
     query = sql.SQL(
         "SELECT " + views.VIEW_COLUMNS + ", substring(raw_payload FROM 1 FOR %(preview)s), "
-        "octet_length(raw_payload) FROM rejected_events WHERE {} ORDER BY id LIMIT %(n)s"
+        "octet_length(raw_payload) FROM rejected_events WHERE {} ORDER BY id "
+        + ("" if order == "oldest" else "DESC ")
+        + "LIMIT %(n)s"
     ).format(sql.SQL(" AND ").join(conditions))
-    params = {"reason": reason, "after": after, "n": limit + 1, "preview": views.RAW_PREVIEW_BYTES}
+    params = {
+        "reason": reason,
+        "movement": movement_id,
+        "after": after,
+        "n": limit + 1,
+        "preview": views.RAW_PREVIEW_BYTES,
+    }
     rows, more = page_of(conn.execute(query, params).fetchall(), limit)
-    return views.page(rows, more=more)
+    return views.page(rows, more=more, cursor_key=(lambda i: f"n{i}") if order == "newest" else str)
 
 
 def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventView | None:
@@ -285,3 +322,27 @@ def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventVi
     raw = bytes(row[-1])
     text, encoding = views.whole_text(raw)
     return views.view(row[:-1], text, encoding, len(raw), False)
+
+
+def dead_letter_counts(conn: psycopg.Connection) -> list[DeadLetterCount]:
+    """Every reason, zeros included, with how many are unresolved (as `list_page(unresolved=True)`)."""
+    rows = conn.execute(
+        f"SELECT reason, count(*), count(*) FILTER (WHERE {UNRESOLVED}) FROM rejected_events GROUP BY reason"  # noqa: S608
+    ).fetchall()
+    found = {reason: (total, unresolved) for reason, total, unresolved in rows}
+    return [
+        DeadLetterCount(
+            reason=reason.value,
+            total=found.get(reason.value, (0, 0))[0],
+            unresolved=found.get(reason.value, (0, 0))[1],
+        )  # fmt: skip
+        for reason in Reason
+    ]
+
+
+def refused_count(conn: psycopg.Connection, movement_id: UUID) -> int:
+    """How many events of this movement were refused (the list itself is an operator route)."""
+    row = conn.execute(
+        "SELECT count(*) FROM rejected_events WHERE movement_id = %s", (movement_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from common.adapters.cursor import encode_cursor
@@ -97,7 +97,9 @@ def view(
     )
 
 
-def page(rows: Iterable[Sequence[Any]], *, more: bool) -> RejectedEventPage:
+def page(
+    rows: Iterable[Sequence[Any]], *, more: bool, cursor_key: Callable[[int], str] = str
+) -> RejectedEventPage:
     """Rows of VIEW_COLUMNS + (payload prefix, payload size) as a page of at most about
     MAX_PAGE_BYTES (at least one item); a page cut short by size has a next_cursor too."""
     items: list[RejectedEventView] = []
@@ -112,5 +114,5 @@ def page(rows: Iterable[Sequence[Any]], *, more: bool) -> RejectedEventPage:
             break
         items.append(item)
         size += item_size
-    cursor = encode_cursor("rejected", items[-1].id) if more and items else None
+    cursor = encode_cursor("rejected", cursor_key(items[-1].id)) if more and items else None
     return RejectedEventPage(items=items, next_cursor=cursor)

@@ -44,7 +44,7 @@ from common.domain.rules import (
     decide_batch,
     stock_key,
 )
-from common.ledger import outcome_counts
+from common.ledger import outcome_counts, warehouses
 from common.ledger import tables as store
 
 
@@ -131,6 +131,7 @@ def apply_batch(
     with conn.pipeline():  # the bookkeeping in one round trip
         dead_letters.record_replays(conn, retried_ids, auto=True)
         outcome_counts.record(conn, items, outcomes)
+        warehouses.record(conn, [item for item, _ in to_log])  # the directory of codes (issue 23)
     return Applied(outcomes, retried_ids)
 
 

@@ -12,7 +12,9 @@ from uuid import UUID
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.reads.summary_models import example
+from common.domain.examples import example
+from common.reads.models import CODES_FIELD, WarehouseCodes
+from common.reads.warehouses import codes_for
 
 MAX_ROUTES = 1000
 
@@ -74,6 +76,7 @@ class RoutesReport(BaseModel):
     to: datetime | None = Field(description="The window's end (arrivals before).")
     routes_total: int = Field(description="Routes in the window, of which `items` is the first `limit`.")
     items: list[RouteStats]
+    warehouse_codes: WarehouseCodes = CODES_FIELD
 
 
 def routes_report(
@@ -123,4 +126,12 @@ def routes_report(
         )
         for src, dst, n, lossy, dep, arr, lost, p50, p95, tmax, _ in rows
     ]
-    return RoutesReport(from_=since, to=until, routes_total=rows[0][-1] if rows else 0, items=items)
+    return RoutesReport(
+        from_=since,
+        to=until,
+        routes_total=rows[0][-1] if rows else 0,
+        items=items,
+        warehouse_codes=codes_for(
+            conn, [w for r in items for w in (r.source_warehouse_id, r.destination_warehouse_id)]
+        ),
+    )

@@ -1,27 +1,22 @@
-"""The console's summary and dead-letter queries: what the overview and the dead-letter page read.
+"""The summary (GET /api/v1/stats/summary, the console's overview): counts, events per minute by
+outcome, dead letters by reason, the pollers' lag.
 
 Each is one or two statements served by an index (migration 0003). Times are PostgreSQL's
 (`now()`), the clock `received_at` is written with, so "the last hour" agrees with the event log.
-The other reports: common/reads/losses.py (losses and transit per route), common/reads/warehouse_stock.py
-(stock as of a past time, the warehouse page), common/reads/movement_reports.py (stuck movements, one
-movement). This module and common/dead_letters/store.py are the ones that read `rejected_events`.
+The other reads: common/reads/stock.py, movements.py, losses.py, warehouses.py, search.py; the
+dead letters are listed and counted by their owner, common/dead_letters/store.py.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
 import psycopg
 
-from common.adapters.cursor import BadCursor, decode_cursor, encode_cursor
-from common.dead_letters.views import raw_text
+from common.dead_letters.store import dead_letter_counts
 from common.domain.outcomes import Reason, Status
 from common.ledger import outcome_counts
-from common.reads.summary_models import (
-    DeadLetterCount,
-    DeadLetterPage,
-    DeadLetterRow,
+from common.reads.models import (
     InTransitHead,
     MinuteCount,
     Outcome,
@@ -29,6 +24,7 @@ from common.reads.summary_models import (
     PollerLag,
     Summary,
 )
+from common.reads.warehouses import codes_for
 
 OUTCOMES: tuple[Outcome, ...] = tuple(s.value for s in Status)
 REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
@@ -68,23 +64,6 @@ def events_per_minute(
             )
         )
     return series
-
-
-def dead_letter_counts(conn: psycopg.Connection) -> list[DeadLetterCount]:
-    """Every reason, zeros included; unresolved = never replayed, or replayed and refused again."""
-    rows = conn.execute(
-        """
-        SELECT reason, count(*),
-               count(*) FILTER (WHERE replay_status IS NULL OR replay_status = 'rejected')
-        FROM rejected_events GROUP BY reason
-        """
-    ).fetchall()
-    found = {reason: (total, unresolved) for reason, total, unresolved in rows}
-    counts = [(reason, *found.get(reason, (0, 0))) for reason in REASONS]
-    return [
-        DeadLetterCount(reason=reason, total=total, unresolved=unresolved)  # type: ignore[arg-type]
-        for reason, total, unresolved in counts
-    ]
 
 
 def poller_lag(conn: psycopg.Connection, *, in_lambda: bool = False) -> PollerLag:
@@ -146,74 +125,5 @@ def summary(conn: psycopg.Connection, *, in_lambda: bool = False) -> Summary:
         events_per_minute=series,
         dead_letters=dead_letter_counts(conn),
         poller_lag=poller_lag(conn, in_lambda=in_lambda),
+        warehouse_codes=codes_for(conn, [oldest[1]] if oldest else []),
     )
-
-
-def dead_letters(
-    conn: psycopg.Connection,
-    *,
-    reason: str | None = None,
-    unresolved: bool = False,
-    movement_id: UUID | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> DeadLetterPage:
-    """Dead letters newest first (what an operator looks at): of one reason, unresolved, of a movement."""
-    before: int | None = None
-    if cursor is not None:
-        key = decode_cursor("dead_letters", cursor)  # type: ignore[arg-type]
-        if not key.isascii() or not key.isdigit() or len(key) > 18:
-            raise BadCursor("not a cursor returned by this list")
-        before = int(key)
-    rows = conn.execute(
-        """
-        SELECT id, reason, detail, movement_id, event, origin, kafka_topic, kafka_partition,
-               kafka_offset, received_at, replayed_at, replay_status, replay_detail, raw_payload
-        FROM rejected_events
-        WHERE (%(reason)s::text IS NULL OR reason = %(reason)s::text)
-          AND (NOT %(unresolved)s OR replay_status IS NULL OR replay_status = 'rejected')
-          AND (%(movement)s::uuid IS NULL OR movement_id = %(movement)s::uuid)
-          AND (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
-        ORDER BY id DESC
-        LIMIT %(n)s
-        """,
-        {
-            "reason": reason,
-            "unresolved": unresolved,
-            "movement": movement_id,
-            "before": before,
-            "n": limit + 1,
-        },
-    ).fetchall()
-    page, more = rows[:limit], len(rows) > limit
-    items = []
-    for (rid, why, detail, mid, event, origin, topic, partition, offset, received, replayed,
-         status, replay_detail, raw) in page:  # fmt: skip
-        text, encoding = raw_text(bytes(raw))
-        items.append(
-            DeadLetterRow(
-                id=rid,
-                reason=why,
-                detail=detail,
-                movement_id=mid,
-                event=event,
-                origin=origin,
-                source=f"{topic}/{partition}@{offset}" if topic is not None else origin,
-                received_at=received,
-                replayed_at=replayed,
-                replay_status=status,
-                replay_detail=replay_detail,
-                raw_payload=text,
-                raw_payload_encoding=encoding,
-            )
-        )
-    next_cursor = encode_cursor("dead_letters", page[-1][0]) if more else None  # type: ignore[arg-type]
-    return DeadLetterPage(items=items, next_cursor=next_cursor)
-
-
-def refused_count(conn: psycopg.Connection, movement_id: UUID) -> int:
-    """How many events of this movement were refused (the list itself is an operator route)."""
-    row = conn.execute(
-        "SELECT count(*) FROM rejected_events WHERE movement_id = %s", (movement_id,)
-    ).fetchone()
-    return int(row[0]) if row else 0

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Response
 
 from common.adapters.db import get_pool
 from common.reads import losses as routes_report
+from common.reads import models as report_models
 from common.reads import summary as reports
-from common.reads import summary_models as report_models
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest, invalid_parameter
 
@@ -45,7 +45,7 @@ def get_summary() -> Response:
     reported (null when none reported within two minutes; in AWS see CloudWatch's OffsetLag)."""
     with get_pool().connection() as conn:
         body = reports.summary(conn, in_lambda=in_lambda())
-    return Response(body.model_dump_json(), media_type="application/json")
+    return Response(report_models.answer_json(body), media_type="application/json")
 
 
 @router.get(
@@ -84,4 +84,4 @@ def get_routes_report(
         raise invalid_parameter("to", "query", "must be later than from")
     with get_pool().connection() as conn:
         body = routes_report.routes_report(conn, since=since, until=until, limit=limit)
-    return Response(body.model_dump_json(by_alias=True), media_type="application/json")
+    return Response(report_models.answer_json(body, by_alias=True), media_type="application/json")

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from common.reads.models import MovementView
-from common.reads.stock_and_movements import read_movement_json
+from common.reads.movements import read_movement_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest
 from functions.http.lean import Answer, json_response, lean

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from common.reads.models import StockView
-from common.reads.stock_and_movements import read_stock_json
+from common.reads.stock import read_stock_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest
 from functions.http.lean import Answer, json_response, lean

@@ -21,7 +21,7 @@ from common.adapters.config import get_settings
 from common.adapters.db_async import close_async_pool
 from common.domain.events import Origin, parse_event
 from common.ledger.use_cases import ingest
-from common.reads.stock_and_movements import read_stock_json
+from common.reads.stock import read_stock_json
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from common.adapters.db import run_in_transaction
 from common.domain.events import Origin, parse_event
 from common.domain.outcomes import Outcome
 from common.ledger.apply import apply_events
-from common.reads.stock_and_movements import get_stock
+from common.reads.stock import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 
 from common.domain.events import IncomingEvent, Origin, parse_event
 from common.ledger.apply import apply_events
-from common.reads.stock_and_movements import get_stock
+from common.reads.stock import get_stock
 from tests.e2e.support import body, envelope, new_id
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,7 @@ from common.adapters.config import PROJECT_ROOT, get_settings
 from common.dead_letters import outbox
 from common.domain.events import Origin, parse_event
 from common.ledger import use_cases as service
-from common.reads import stock_and_movements as reads
+from common.reads import movements, stock
 from functions.ingest_kafka.handler import handler
 from functions.local_app.poller import Poller
 from tools.kafka_helpers import (
@@ -121,7 +121,7 @@ def test_handler_applies_the_sample_events_and_parks_the_poison_record(database_
     assert handler(event, None) == {"batchItemFailures": []}
 
     with psycopg.connect(database_url) as conn:
-        movement = reads.get_movement(conn, SAMPLE_MOVEMENT)
+        movement = movements.get_movement(conn, SAMPLE_MOVEMENT)
     assert movement is not None and movement.status == "delivered"
     assert (movement.departed_quantity, movement.arrived_quantity) == (100, 98)
     parked = rejected_for(database_url, label)
@@ -207,8 +207,8 @@ def test_events_produced_to_a_topic_show_up_in_the_views(database_url: str, topi
         assert poller.state == "running"
     with psycopg.connect(database_url) as conn:
         for (w, p), quantity in stream.stock.items():
-            assert reads.get_stock(conn, w, p).quantity == quantity
-        movement = reads.get_movement(conn, stream.movements[0])
+            assert stock.get_stock(conn, w, p).quantity == quantity
+        movement = movements.get_movement(conn, stream.movements[0])
     assert movement is not None and movement.status == "delivered"
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from common.reads.warehouse_stock import product_prefix_range
+from common.reads.stock import product_prefix_range
 from functions.console.assets import STATIC_DIR
 from functions.http.offline_docs import REDOC_ASSETS, SWAGGER_UI_ASSETS
 from tests.e2e.support import PROJECT_ROOT

@@ -19,7 +19,8 @@ from common.adapters.db import LostRace, run_in_transaction
 from common.domain.events import IncomingEvent
 from common.domain.outcomes import Outcome
 from common.ledger.apply import apply_events
-from common.reads.stock_and_movements import get_movement, get_stock
+from common.reads.movements import get_movement
+from common.reads.stock import get_stock
 
 pytestmark = pytest.mark.integration
 

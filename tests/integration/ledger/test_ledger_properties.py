@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from common.domain.events import IncomingEvent, Origin, parse_event
 from common.ledger.apply import apply_events
-from common.reads.stock_and_movements import get_movement, get_stock
+from common.reads.movements import get_movement
+from common.reads.stock import get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The read models (common/reads/stock_and_movements.py) over what apply_events wrote."""
+"""The read models (common/reads/stock.py, movements.py) over what apply_events wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from common.domain.events import IncomingEvent
 from common.ledger.apply import apply_events
-from common.reads.stock_and_movements import get_movement, get_stock
+from common.reads.movements import get_movement
+from common.reads.stock import get_stock
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ import pytest
 
 from common.ledger.apply import apply_events
 from common.ledger.fold import fold_before
-from common.reads.stock_and_movements import list_stock
-from common.reads.warehouse_stock import BeforeRetainedLog, stock_as_of
+from common.reads.stock import BeforeRetainedLog, warehouse_stock
 from tests.integration.ledger.conftest import ledger_event
 
 pytestmark = pytest.mark.integration
@@ -34,16 +33,16 @@ def test_as_of_after_a_fold_counts_the_opening_balance(ledger_conn: psycopg.Conn
     for product, kind, quantity in [(p1, "arrival", 10), (p2, "arrival", 4), (p1, "departure", 3),
                                     (p1, "arrival", 5), (p2, "departure", 4)]:  # fmt: skip
         apply_events(ledger_conn, [ledger_event(uuid4(), kind, warehouse, product, quantity)])
-        moments.append((now(ledger_conn), quantities(list_stock(ledger_conn, warehouse, limit=10))))
+        moments.append((now(ledger_conn), quantities(warehouse_stock(ledger_conn, warehouse, limit=10))))
     cutoff = moments[2][0]
 
     folded = fold_before(ledger_conn, cutoff)
 
     assert folded.events == 3
     for moment, expected in moments[2:]:
-        assert quantities(stock_as_of(ledger_conn, warehouse, moment)) == expected, moment
+        assert quantities(warehouse_stock(ledger_conn, warehouse, as_of=moment)) == expected, moment
     with pytest.raises(BeforeRetainedLog):
-        stock_as_of(ledger_conn, warehouse, moments[0][0])
+        warehouse_stock(ledger_conn, warehouse, as_of=moments[0][0])
 
 
 def test_the_console_page_refuses_a_time_before_the_fold(
