@@ -1,30 +1,37 @@
-// The dead-letters page: list the dead letters and replay one, with the operator's bearer token.
-// The rows (raw payloads included) and the replay are operator routes, so both requests carry the
-// token the operator typed. It is kept in this tab's sessionStorage only: never in a URL, a cookie
-// or the page. A 401 or 403 says plainly what is wrong.
+// The dead-letters page: list the dead letters, replay or resolve one (with a note), act on every
+// dead letter matching the filters at once, and download them as CSV, with the operator's bearer
+// token. The rows (raw payloads included), the replay, the resolve and the CSV are operator routes,
+// so every request carries the token the operator typed. It is kept in this tab's sessionStorage
+// only: never in a URL, a cookie or the page. A 401 or 403 says plainly what is wrong. The texts
+// come from the message catalogue (window.consoleMessages, console.js).
 (function () {
   "use strict";
+  var t = window.consoleMessages;
   var KEY = "warehouse-stock.operator-token";
   var form = document.getElementById("token-form");
   var input = document.getElementById("operator-token");
   var state = document.getElementById("token-state");
   var message = document.getElementById("replay-message");
   var rows = document.getElementById("dead-letter-rows");
+  var bulk = document.getElementById("bulk");
 
   function token() {
     return sessionStorage.getItem(KEY) || "";
   }
 
-  function headers() {
+  function headers(json) {
     var result = { Accept: "application/json, text/html" };
     if (token()) {
       result.Authorization = "Bearer " + token();
+    }
+    if (json) {
+      result["Content-Type"] = "application/json";
     }
     return result;
   }
 
   function showTokenState() {
-    state.textContent = token() ? "a token is kept for this tab" : "no token kept";
+    state.textContent = token() ? t("js.token_kept") : t("js.no_token");
   }
 
   function say(text, kind) {
@@ -32,26 +39,38 @@
     message.className = "message " + (kind || "");
   }
 
-  function refused(status, what) {
+  function refused(status) {
     if (status === 401) {
-      return "401 Unauthorized: the operator token is missing or wrong. Type it above and " + what + " again.";
+      return t("js.unauthorized");
     }
     if (status === 403) {
-      return "403 Forbidden: API Gateway refused the request (operators authorized by IAM need signed " +
-        "requests, which a browser cannot make; a JWT must be valid for this API).";
+      return t("js.forbidden");
     }
     return null;
+  }
+
+  async function bodyOf(response) {
+    try {
+      return await response.json();
+    } catch (ignored) {
+      return null;
+    }
+  }
+
+  function problemOf(response, body) {
+    var detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : "";
+    return "HTTP " + response.status + (detail ? ": " + detail : "");
   }
 
   async function loadRows() {
     var response;
     try {
-      response = await fetch(rows.dataset.src, { headers: headers(), credentials: "omit" });
+      response = await fetch(rows.dataset.src, { headers: headers(false), credentials: "omit" });
     } catch (error) {
-      say("could not list the dead letters: " + error, "error");
+      say(t("js.list_failed", { error: error }), "error");
       return;
     }
-    var problem = refused(response.status, "list them");
+    var problem = refused(response.status);
     if (problem) {
       say(problem, "error");
       return;
@@ -61,46 +80,142 @@
     rows.querySelectorAll("button.replay").forEach(function (button) {
       button.addEventListener("click", function () { replay(button); });
     });
+    rows.querySelectorAll("button.resolve").forEach(function (button) {
+      button.addEventListener("click", function () { resolve(button); });
+    });
     if (response.ok) {
       say("");
     }
+  }
+
+  async function post(url, payload) {
+    var response = await fetch(url, {
+      method: "POST",
+      headers: headers(payload !== undefined),
+      credentials: "omit",
+      body: payload === undefined ? undefined : JSON.stringify(payload)
+    });
+    return { response: response, body: await bodyOf(response) };
   }
 
   async function replay(button) {
     var id = button.dataset.id;
     var row = document.getElementById("dl-" + id);
     button.disabled = true;
-    say("replaying dead letter " + id + "…");
+    say(t("js.replaying", { id: id }));
     try {
-      var response = await fetch("/api/v1/rejected-events/" + encodeURIComponent(id) + "/replay", {
-        method: "POST",
-        headers: headers(),
-        credentials: "omit"
-      });
-      var body = null;
-      try {
-        body = await response.json();
-      } catch (ignored) {
-        body = null;
-      }
-      var problem = refused(response.status, "replay");
+      var answer = await post("/api/v1/rejected-events/" + encodeURIComponent(id) + "/replay");
+      var problem = refused(answer.response.status);
       if (problem) {
         say(problem, "error");
         return;
       }
-      if (!response.ok) {
-        say("replay of " + id + " failed: HTTP " + response.status + (body && body.detail ? ": " + body.detail : ""), "error");
+      if (!answer.response.ok) {
+        say(t("js.replay_failed", { id: id, error: problemOf(answer.response, answer.body) }), "error");
         return;
       }
-      var cell = row.querySelector(".replay-status");
-      cell.textContent = body.status + (body.reason ? " (" + body.reason + ")" : "");
+      var body = answer.body;
+      var status = t("outcome." + body.status);
+      row.querySelector(".replay-status").textContent = status + (body.reason ? " (" + t("reason." + body.reason) + ")" : "");
       row.dataset.replayStatus = body.status;
-      say("dead letter " + id + ": " + body.status + (body.detail ? ": " + body.detail : ""),
+      say(t("js.replayed", { id: id, status: status }) + (body.detail ? ": " + body.detail : ""),
           body.status === "rejected" ? "error" : "ok");
     } catch (error) {
-      say("replay of " + id + " failed: " + error, "error");
+      say(t("js.replay_failed", { id: id, error: error }), "error");
     } finally {
       button.disabled = false;
+    }
+  }
+
+  async function resolve(button) {
+    var id = button.dataset.id;
+    var row = document.getElementById("dl-" + id);
+    var note = row.querySelector(".note-input").value.trim();
+    if (!note) {
+      say(t("js.note_needed"), "error");
+      row.querySelector(".note-input").focus();
+      return;
+    }
+    button.disabled = true;
+    say(t("js.resolving", { id: id }));
+    try {
+      var answer = await post("/api/v1/rejected-events/" + encodeURIComponent(id) + "/resolve", { note: note });
+      var problem = refused(answer.response.status);
+      if (problem) {
+        say(problem, "error");
+        return;
+      }
+      if (!answer.response.ok) {
+        say(t("js.resolve_failed", { id: id, error: problemOf(answer.response, answer.body) }), "error");
+        return;
+      }
+      row.querySelector(".replay-status").textContent = t("dead.resolved") + ": " + note;
+      row.dataset.resolved = "true";
+      say(t("js.resolved", { id: id }), "ok");
+    } catch (error) {
+      say(t("js.resolve_failed", { id: id, error: error }), "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function bulkAction(button) {
+    var action = button.dataset.action;
+    var label = button.textContent;
+    var note = document.getElementById("bulk-note").value.trim();
+    if (action === "resolve" && !note) {
+      say(t("js.note_needed"), "error");
+      document.getElementById("bulk-note").focus();
+      return;
+    }
+    if (!window.confirm(t("js.bulk_confirm", { action: label }))) {
+      return;
+    }
+    button.disabled = true;
+    try {
+      var url = "/api/v1/rejected-events/" + action + (bulk.dataset.query ? "?" + bulk.dataset.query : "");
+      var answer = await post(url, action === "resolve" ? { note: note } : {});
+      var problem = refused(answer.response.status);
+      if (problem) {
+        say(problem, "error");
+        return;
+      }
+      if (!answer.response.ok) {
+        say(t("js.bulk_failed", { action: label, error: problemOf(answer.response, answer.body) }), "error");
+        return;
+      }
+      var count = answer.body && answer.body.count !== undefined ? answer.body.count : "?";
+      say(t("js.bulk_done", { action: label, count: count }), "ok");
+      await loadRows();
+      say(t("js.bulk_done", { action: label, count: count }), "ok");
+    } catch (error) {
+      say(t("js.bulk_failed", { action: label, error: error }), "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function download(event) {
+    event.preventDefault();
+    var link = event.currentTarget;
+    try {
+      var response = await fetch(link.href, { headers: { Authorization: "Bearer " + token() }, credentials: "omit" });
+      var problem = refused(response.status);
+      if (problem || !response.ok) {
+        say(problem || t("js.export_failed", { error: "HTTP " + response.status }), "error");
+        return;
+      }
+      var name = (/filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "") || [])[1] || "dead-letters.csv";
+      var url = URL.createObjectURL(await response.blob());
+      var save = document.createElement("a");
+      save.href = url;
+      save.download = name;
+      document.body.appendChild(save);
+      save.click();
+      save.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    } catch (error) {
+      say(t("js.export_failed", { error: error }), "error");
     }
   }
 
@@ -120,6 +235,10 @@
     sessionStorage.removeItem(KEY);
     showTokenState();
   });
+  bulk.querySelectorAll("button").forEach(function (button) {
+    button.addEventListener("click", function () { bulkAction(button); });
+  });
+  document.getElementById("dead-letters-csv").addEventListener("click", download);
   showTokenState();
   if (token() || rows.dataset.tokenRequired !== "true") {
     loadRows();
