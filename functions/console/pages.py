@@ -26,7 +26,7 @@ from common.adapters.config import get_settings
 from common.adapters.cursor import BadCursor
 from common.adapters.db import get_pool
 from common.dead_letters import store as dead_letter_store
-from common.dead_letters.models import RejectedEventView
+from common.dead_letters.models import AppliedHalf, RejectedEventView
 from common.domain.outcomes import Reason
 from common.reads import losses as routes_report
 from common.reads import movements as movement_reads
@@ -610,16 +610,17 @@ def dead_letter_source(d: RejectedEventView) -> str:
 
 def dead_letter_state(locale: Locale, d: RejectedEventView) -> str:
     """Resolved (by whom, when, why), answered to the webhook's caller, or the last replay's outcome."""
-    resolved_at = getattr(d, "resolved_at", None)
-    if resolved_at is not None:
+    if d.resolution == "resolved" and d.resolved_at is not None:
         return locale.t(
             "dead.resolved_by",
-            who=getattr(d, "resolved_by", "") or "—",
-            time=locale.time(resolved_at),
-            note=getattr(d, "resolution_note", "") or "",
+            who=d.resolved_by or "—",
+            time=locale.time(d.resolved_at),
+            note=d.resolution_note or "",
         )
     if d.replay_status is not None:
         return locale.t("outcome." + d.replay_status)
+    if d.resolution == "answered":
+        return locale.t("dead.answered", status="409")
     return locale.t("dead.not_replayed")
 
 
@@ -638,7 +639,8 @@ def dead_letters(request: Request) -> HTMLResponse:
             "rows_url": DEAD_LETTER_ROWS_PATH + ("?" + request.url.query if request.url.query else ""),
             "token_required": token_required(),
             "export_url": export_url(request, "/ui/export/dead-letters.csv"),
-            "bulk_query": export_url(request, "", drop=("cursor", "limit")).lstrip("?"),
+            "bulk_reason": filters["reason"] or "",
+            "bulk_movement": filters["movement_id"] or "",
         }
 
     return page(request, "dead_letters.html", build)
@@ -659,10 +661,13 @@ def dead_letter_rows(request: Request) -> HTMLResponse:
             limit=filters["limit"],
             cursor=filters["cursor"],
         )
-        applied = {}
-        versions = getattr(dead_letter_store, "applied_versions", None)
-        if versions is not None:
-            applied = versions(conn, [d.id for d in result.items if d.reason == "conflict"])
+        # A conflict: the applied version beside the refused one (one query per conflicting movement).
+        applied: dict[int, list[AppliedHalf]] = {}
+        for d in result.items:
+            if d.reason == "conflict" and d.movement_id is not None:
+                halves = dead_letter_store.applied_halves(conn, d.movement_id)
+                applied[d.id] = [h for h in halves if h.event == d.event] or halves
+        codes = codes_for(conn, [h.warehouse_id for halves in applied.values() for h in halves])
         return {
             **filters,
             "page": result,
@@ -670,6 +675,7 @@ def dead_letter_rows(request: Request) -> HTMLResponse:
             "source": dead_letter_source,
             "state": lambda d: dead_letter_state(locale, d),
             "applied": applied,
+            "codes": codes,
         }
 
     return page(request, "dead_letter_rows.html", build, error="error_fragment.html")

@@ -20,7 +20,7 @@ import contextlib
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ from psycopg import sql
 
 from common.adapters.migrate import DATA_TABLES, migrate
 from tests.browser.support import PRODUCER_TOKEN, TOKEN, Console, Week, iso, post
-from tests.e2e.support import REDIS_URL, AppProcess, envelope, start_app
+from tests.e2e.support import REDIS_URL, AppProcess, start_app
+from tests.e2e.support import envelope as plain_envelope
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,6 +49,8 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 LOCAL_SCHEMES = {"data", "blob", "about"}
+# The warehouses' codes, as their events name them in `source` ("WH-3322" in the brief).
+CODES = ["MSK-01", "TVR-02", "KZN-03", "SMR-04"]
 
 
 # ------------------------------------------------------------------------------ the app
@@ -102,7 +105,15 @@ def console_data(api: httpx.Client, browser_database: str) -> Week:
     week = Week(
         warehouses={name: str(uuid.UUID(int=rng.getrandbits(128), version=4)) for name in names},
         products=sorted(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(12)),
+        codes=dict(zip(names, CODES, strict=True)),
     )
+    code_of = {week.warehouses[name]: code for name, code in week.codes.items()}
+
+    def envelope(event: str, **fields: Any) -> dict[str, Any]:
+        """The brief's envelope, naming its warehouse by code in `source` and `subject`."""
+        code = code_of[fields["warehouse_id"]]
+        return plain_envelope(event, source=code, subject=f"{code}:{event.upper()}", **fields)
+
     w = week.warehouses
     now = datetime.now(UTC).replace(microsecond=0)
     stock: dict[tuple[str, str], int] = {}
@@ -198,12 +209,19 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def console(chromium: Any, console_app: AppProcess) -> Iterator[Console]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB", timezone_id="UTC")
+@contextlib.contextmanager
+def open_console(chromium: Any, app: AppProcess, **options: Any) -> Iterator[Console]:
+    """A new browser context (fresh storage and cookies) and page on the app, guarded."""
+    settings = {
+        "viewport": {"width": 1280, "height": 860},
+        "locale": "en-GB",
+        "timezone_id": "UTC",
+        **options,
+    }
+    context = chromium.new_context(**settings)
     page = context.new_page()
-    seen = Console(page=page, base_url=console_app.url)
-    allowed_host = urlsplit(console_app.url).hostname
+    seen = Console(page=page, base_url=app.url)
+    allowed_host = urlsplit(app.url).hostname
 
     def guard(route: Any) -> None:
         url = urlsplit(route.request.url)
@@ -223,3 +241,17 @@ def console(chromium: Any, console_app: AppProcess) -> Iterator[Console]:
         seen.check()  # also for a test that forgot to
     finally:
         context.close()
+
+
+@pytest.fixture
+def console(chromium: Any, console_app: AppProcess) -> Iterator[Console]:
+    """An English-speaking browser in UTC."""
+    with open_console(chromium, console_app) as seen:
+        yield seen
+
+
+@pytest.fixture
+def console_in(chromium: Any, console_app: AppProcess) -> Iterator[Callable[..., Console]]:
+    """`console_in(locale="ru-RU", timezone_id="Europe/Moscow")`: a browser set up so."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **options: stack.enter_context(open_console(chromium, console_app, **options))

@@ -24,6 +24,7 @@ class Week:
 
     warehouses: dict[str, str]
     products: list[str]
+    codes: dict[str, str] = field(default_factory=dict)  # warehouse name -> code
     delivered: list[str] = field(default_factory=list)
     in_transit: list[str] = field(default_factory=list)
     dead_letters: list[int] = field(default_factory=list)

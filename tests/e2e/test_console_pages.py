@@ -80,7 +80,7 @@ def test_warehouse_page_shows_stock_search_and_as_of(api: httpx.Client) -> None:
     assert "No product matching" in html(api, f"/ui/warehouses/{w}?q=ffffffff-ffff-ffff-ffff-fffffffffff0")
 
     past = html(api, f"/ui/warehouses/{w}?as_of=2000-01-01T00:00:00")
-    assert p1 not in past and "as of 2000-01-01 00:00:00 UTC" in past
+    assert p1 not in past and "as of 1 Jan 2000 00:00:00 UTC" in past
 
     pages = [html(api, f"/ui/warehouses/{w}?limit=1")]
     cursor = re.search(r'rel="next" href="([^"]+)"', pages[0])
@@ -103,7 +103,7 @@ def test_movement_page_shows_both_halves(api: httpx.Client) -> None:
     assert w1 in text and w2 in text
     assert 'id="transit">2h 22m<' in text
     assert 'id="difference">-2<' in text
-    assert "1 refused event of this movement" in text
+    assert "Refused events of this movement: 1." in text
     assert f"/ui/dead-letters?movement_id={m}" in text
 
 
@@ -156,7 +156,6 @@ def test_dead_letters_page_shows_the_raw_payload_escaped(api: httpx.Client) -> N
         ("/ui/losses?from=tomorrow", "from"),
         ("/ui/dead-letters?reason=bored", "reason"),
         ("/ui/dead-letters/rows?movement_id=42", "movement_id"),
-        ("/ui/go?id=42", "id"),
     ],
 )
 def test_a_bad_parameter_is_a_422_page_naming_it(api: httpx.Client, path: str, field: str) -> None:
@@ -168,12 +167,16 @@ def test_unknown_movement_is_a_404_page(api: httpx.Client) -> None:
     assert "No event of movement" in html(api, f"/ui/movements/{new_id()}", 404)
 
 
-def test_search_box_goes_to_the_movement_or_the_warehouse(api: httpx.Client) -> None:
+def test_search_box_goes_to_the_movement_the_warehouse_or_the_product(api: httpx.Client) -> None:
     w, p, m = new_id(), new_id(), new_id()
-    post(api, envelope("arrival", movement_id=m, warehouse_id=w, product_id=p, quantity=1))
+    code = "SRCH-" + w[:6].upper()
+    post(api, envelope("arrival", movement_id=m, warehouse_id=w, product_id=p, quantity=1, source=code))
     assert api.get("/ui/go", params={"id": m}).headers["location"] == f"/ui/movements/{m}"
     assert api.get("/ui/go", params={"id": w}).headers["location"] == f"/ui/warehouses/{w}"
-    html(api, f"/ui/go?id={new_id()}", 404)
+    assert api.get("/ui/go", params={"id": p}).headers["location"] == f"/ui/products/{p}"
+    assert api.get("/ui/go", params={"id": code.lower()}).headers["location"] == f"/ui/warehouses/{w}"
+    assert "Nothing is known by" in html(api, f"/ui/go?id={new_id()}", 404)
+    assert "Nothing is known by" in html(api, "/ui/go?id=no-such-code", 404)
     assert api.get("/ui").headers["location"] == "/ui/"
 
 
@@ -211,3 +214,46 @@ def test_console_pages_are_not_in_the_api_schema(api: httpx.Client) -> None:
     as_of = [q for q in paths["/api/v1/warehouse/{warehouse_id}/products"]["get"]["parameters"]
              if q["name"] == "as_of"]  # fmt: skip
     assert as_of and "at or before" in as_of[0]["description"]
+
+
+# ------------------------------------------------------------------ language, switch, CSV (issue 23)
+
+
+def test_language_from_accept_language_and_the_switch_that_stays_on_this_site(api: httpx.Client) -> None:
+    assert "<h1>Склады</h1>" in api.get("/ui/warehouses", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).text
+    assert (
+        "<h1>Warehouses</h1>" in api.get("/ui/warehouses", headers={"Accept-Language": "de, en;q=0.5"}).text
+    )
+    switched = api.get(
+        "/ui/settings", params={"lang": "ru", "tz": "Europe/Moscow", "next": "/ui/losses?from="}
+    )
+    assert switched.status_code == 303 and switched.headers["location"] == "/ui/losses?from="
+    cookies = {c.split(";")[0].replace('"', "") for c in switched.headers.get_list("set-cookie")}
+    assert {"lang=ru", "tz=Europe/Moscow"} <= cookies
+    for elsewhere in ("https://evil.example/", "//evil.example/ui", "/\\evil.example"):
+        answer = api.get("/ui/settings", params={"lang": "en", "next": elsewhere})
+        assert answer.headers["location"] == "/ui/", elsewhere
+    assert api.get("/ui/settings", params={"tz": "Mars/Olympus"}).status_code == 422
+    page = api.get("/ui/losses", cookies={"lang": "ru", "tz": "Europe/Moscow"})
+    assert "Потери по маршрутам" in page.text and "Europe/Moscow (UTC+03:00)" in page.text
+
+
+def test_csv_of_a_warehouse_has_the_pages_filters_and_every_row(api: httpx.Client) -> None:
+    w = new_id()
+    products = sorted(new_id() for _ in range(3))
+    for quantity, p in enumerate(products, 1):
+        post(api, envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=quantity))
+    page = api.get(f"/ui/warehouses/{w}?limit=1").text
+    assert f'href="/ui/export/warehouses/{w}.csv"' in page  # the page's size is not the export's
+    answer = api.get(f"/ui/export/warehouses/{w}.csv")
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="stock-')
+    assert answer.content.startswith("\ufeff".encode())
+    lines = answer.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Code,Warehouse id,Product,Quantity,Updated"
+    assert [line.split(",")[2:4] for line in lines[1:]] == [[p, str(q)] for q, p in enumerate(products, 1)]
+    only = api.get(f"/ui/export/warehouses/{w}.csv", params={"q": products[1][:13]})
+    assert [line.split(",")[2] for line in only.text.lstrip("\ufeff").splitlines()[1:]] == [products[1]]
+    russian = api.get(f"/ui/export/warehouses/{w}.csv", headers={"Accept-Language": "ru"})
+    assert russian.content.decode("utf-8-sig").startswith("Код")
+    assert api.get(f"/ui/export/warehouses/{w}.csv", params={"as_of": "soon"}).status_code == 422

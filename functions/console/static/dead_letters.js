@@ -8,6 +8,8 @@
   "use strict";
   var t = window.consoleMessages;
   var KEY = "warehouse-stock.operator-token";
+  var NAME_KEY = "warehouse-stock.operator-name";  // not a secret: localStorage, kept across tabs
+  var nameInput = document.getElementById("operator-name");
   var form = document.getElementById("token-form");
   var input = document.getElementById("operator-token");
   var state = document.getElementById("token-state");
@@ -27,7 +29,14 @@
     if (json) {
       result["Content-Type"] = "application/json";
     }
+    if (operatorName()) {
+      result["X-Operator"] = operatorName();
+    }
     return result;
+  }
+
+  function operatorName() {
+    return (nameInput.value || "").trim().slice(0, 200);
   }
 
   function showTokenState() {
@@ -162,7 +171,8 @@
   async function bulkAction(button) {
     var action = button.dataset.action;
     var label = button.textContent;
-    var note = document.getElementById("bulk-note").value.trim();
+    var note = (document.getElementById("bulk-note") || {}).value || "";
+    note = note.trim();
     if (action === "resolve" && !note) {
       say(t("js.note_needed"), "error");
       document.getElementById("bulk-note").focus();
@@ -173,8 +183,17 @@
     }
     button.disabled = true;
     try {
-      var url = "/api/v1/rejected-events/" + action + (bulk.dataset.query ? "?" + bulk.dataset.query : "");
-      var answer = await post(url, action === "resolve" ? { note: note } : {});
+      var selection = {};
+      if (bulk.dataset.reason) {
+        selection.reason = bulk.dataset.reason;
+      }
+      if (bulk.dataset.movement) {
+        selection.movement_id = bulk.dataset.movement;
+      }
+      if (action === "resolve") {
+        selection.note = note;
+      }
+      var answer = await post("/api/v1/rejected-events/" + action, selection);
       var problem = refused(answer.response.status);
       if (problem) {
         say(problem, "error");
@@ -184,7 +203,8 @@
         say(t("js.bulk_failed", { action: label, error: problemOf(answer.response, answer.body) }), "error");
         return;
       }
-      var count = answer.body && answer.body.count !== undefined ? answer.body.count : "?";
+      var body = answer.body || {};
+      var count = (body.resolved_ids || body.results || []).length;
       say(t("js.bulk_done", { action: label, count: count }), "ok");
       await loadRows();
       say(t("js.bulk_done", { action: label, count: count }), "ok");
@@ -234,6 +254,10 @@
   document.getElementById("forget-token").addEventListener("click", function () {
     sessionStorage.removeItem(KEY);
     showTokenState();
+  });
+  nameInput.value = localStorage.getItem(NAME_KEY) || "";
+  nameInput.addEventListener("change", function () {
+    localStorage.setItem(NAME_KEY, operatorName());
   });
   bulk.querySelectorAll("button").forEach(function (button) {
     button.addEventListener("click", function () { bulkAction(button); });
