@@ -1,5 +1,8 @@
 """CSV downloads of every console list and report: the same filters as the page, every row.
 
+Under /ui/export/ (each a route of its own in template.yaml); the dead letters' CSV, an operator
+route like their rows, is /ui/dead-letters/export.
+
 Written by common.reads.export (UTF-8 with a byte-order mark, so spreadsheet software reads
 Cyrillic right; cells a spreadsheet would run as formulas kept as text), with what the console adds:
 column names in the operator's language, warehouse codes beside ids, times ISO 8601 in the
@@ -103,7 +106,7 @@ def _id(value: object) -> str:
     return "" if value is None else str(value)
 
 
-@router.get("/ui/export/warehouses.csv", response_model=None)
+@router.get("/ui/export/warehouses", response_model=None)
 def warehouses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     def rows(locale: Locale) -> Iterator[list[Any]]:
         with get_pool().connection() as conn:
@@ -116,7 +119,7 @@ def warehouses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     return csv_response(request, "warehouses", header, rows, lambda conn: None)
 
 
-@router.get("/ui/export/warehouses/{warehouse_id}.csv", response_model=None)
+@router.get("/ui/export/warehouses/{warehouse_id}", response_model=None)
 def warehouse_csv(request: Request, warehouse_id: str) -> StreamingResponse | HTMLResponse:
     params = request.query_params
     found: dict[str, Any] = {}
@@ -146,7 +149,7 @@ def warehouse_csv(request: Request, warehouse_id: str) -> StreamingResponse | HT
     return csv_response(request, "stock-" + warehouse_id[:8], header, rows, check)
 
 
-@router.get("/ui/export/movements.csv", response_model=None)
+@router.get("/ui/export/movements", response_model=None)
 def movements_csv(request: Request) -> StreamingResponse | HTMLResponse:
     params = request.query_params
     found: dict[str, Any] = {}
@@ -202,7 +205,7 @@ def movements_csv(request: Request) -> StreamingResponse | HTMLResponse:
     return csv_response(request, "movements", header, rows, check)
 
 
-@router.get("/ui/export/losses.csv", response_model=None)
+@router.get("/ui/export/losses", response_model=None)
 def losses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     found: dict[str, Any] = {}
 
@@ -251,7 +254,7 @@ def losses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     return csv_response(request, "losses", header, rows, check)
 
 
-@router.get("/ui/export/products/{product_id}.csv", response_model=None)
+@router.get("/ui/export/products/{product_id}", response_model=None)
 def product_csv(request: Request, product_id: str) -> StreamingResponse | HTMLResponse:
     found: dict[str, Any] = {}
 
@@ -296,7 +299,7 @@ def product_csv(request: Request, product_id: str) -> StreamingResponse | HTMLRe
     return csv_response(request, "product-" + product_id[:8], header, rows, check)
 
 
-@router.get("/ui/export/dead-letters.csv", response_model=None, dependencies=[Depends(require_operator)])
+@router.get(pages.DEAD_LETTER_EXPORT_PATH, response_model=None, dependencies=[Depends(require_operator)])
 def dead_letters_csv(request: Request) -> StreamingResponse | HTMLResponse:
     """An operator route, like the rows: the page's script downloads it with the bearer token."""
     found: dict[str, Any] = {}

@@ -300,7 +300,7 @@ def warehouse_list(request: Request) -> HTMLResponse:
             "max_rows": MAX_WAREHOUSES,
             "codes": {w.warehouse_id: w.code for w in rows if w.code},
             "code_notes": code_notes(locale, rows),
-            "export_url": export_url(request, "/ui/export/warehouses.csv"),
+            "export_url": export_url(request, "/ui/export/warehouses"),
         }
 
     return page(request, "warehouses.html", build)
@@ -345,7 +345,7 @@ def warehouse(request: Request, warehouse_id: str) -> HTMLResponse:
             "as_of_input": _input_time(as_of),
             "limit": limit,
             "first_page": cursor is None,
-            "export_url": export_url(request, f"/ui/export/warehouses/{wid}.csv"),
+            "export_url": export_url(request, f"/ui/export/warehouses/{wid}"),
         }
 
     return page(request, "warehouse.html", build)
@@ -434,7 +434,7 @@ def movements(request: Request) -> HTMLResponse:
             "now": row[0] if row else datetime.now(UTC),
             "limit": limit,
             "first_page": cursor is None,
-            "export_url": export_url(request, "/ui/export/movements.csv"),
+            "export_url": export_url(request, "/ui/export/movements"),
         }
 
     return page(request, "movements.html", build)
@@ -488,7 +488,7 @@ def product(request: Request, product_id: str) -> HTMLResponse:
             "product_id": pid,
             "stock": stock,
             "codes": codes,
-            "export_url": f"/ui/export/products/{pid}.csv",
+            "export_url": f"/ui/export/products/{pid}",
         }
 
     return page(request, "product.html", build)
@@ -511,7 +511,7 @@ def losses(request: Request) -> HTMLResponse:
             "from_input": _input_time(since),
             "to_input": _input_time(until),
             "limit": limit,
-            "export_url": export_url(request, "/ui/export/losses.csv", drop=()),
+            "export_url": export_url(request, "/ui/export/losses", drop=()),
         }
 
     return page(request, "losses.html", build)
@@ -580,6 +580,7 @@ def settings(request: Request) -> HTMLResponse | RedirectResponse:
 # /ui/dead-letters/rows with the bearer token the operator typed.
 
 DEAD_LETTER_ROWS_PATH = "/ui/dead-letters/rows"
+DEAD_LETTER_EXPORT_PATH = "/ui/dead-letters/export"  # the CSV: an operator route too
 
 
 def token_required() -> bool:
@@ -638,7 +639,7 @@ def dead_letters(request: Request) -> HTMLResponse:
             "counts": dead_letter_store.dead_letter_counts(conn),
             "rows_url": DEAD_LETTER_ROWS_PATH + ("?" + request.url.query if request.url.query else ""),
             "token_required": token_required(),
-            "export_url": export_url(request, "/ui/export/dead-letters.csv"),
+            "export_url": export_url(request, DEAD_LETTER_EXPORT_PATH),
             "bulk_reason": filters["reason"] or "",
             "bulk_movement": filters["movement_id"] or "",
         }
