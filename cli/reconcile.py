@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import psycopg
 
+from cli.failures import describe
 from common.adapters.db import connect
 from common.operations.reconcile import Report, reconcile
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         with connect(args.database_url) as conn:
             report = reconcile(conn)
     except psycopg.Error as exc:
-        print(f"reconcile: cannot read the books: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"warehouse-stock reconcile: cannot read the books: {describe(exc)}", file=sys.stderr)
         return 2
     return print_report(report, as_json=args.json)
 

@@ -29,6 +29,7 @@ DATA_TABLES = (
     "consumer_lag",
     "stock_opening",
     "warehouse_codes",
+    "dead_letter_audit",
 )
 # An arbitrary constant naming "schema migrations" among advisory locks.
 MIGRATION_LOCK_ID = 7_301_448_512

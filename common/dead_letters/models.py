@@ -6,12 +6,34 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.domain.examples import examples
 from common.domain.outcomes import Reason, Status
 
 RawEncoding = Literal["utf-8", "base64"]
+
+
+class AppliedHalf(BaseModel):
+    """A half of a movement as the ledger applied it."""
+
+    event: Literal["arrival", "departure"]
+    warehouse_id: UUID
+    product_id: UUID
+    quantity: int
+    occurred_at: datetime
+    received_at: datetime
+    envelope_id: str
+
+
+class AuditEntry(BaseModel):
+    """One operator action on a dead letter (dead_letter_audit; kept after the dead letter is gone)."""
+
+    action: Literal["resolve", "replay"]
+    actor: str
+    note: str | None
+    outcome: str | None
+    at: datetime
 
 
 class RejectedEventView(BaseModel):
@@ -68,6 +90,29 @@ class RejectedEventView(BaseModel):
     raw_payload_bytes: int
     raw_payload_truncated: bool
     raw_payload_url: str
+    # Issue 23, the workflow (additive fields):
+    resolved_at: datetime | None = Field(
+        default=None, description="When an operator resolved it, or when a webhook refusal was answered."
+    )
+    resolved_by: str | None = Field(default=None, description="Who resolved it (`webhook`: answered 409).")
+    resolution: Literal["resolved", "answered"] | None = Field(
+        default=None, description="`resolved` by an operator; `answered`: a webhook caller was told (409)."
+    )
+    resolution_note: str | None = Field(default=None, description="Why, in the operator's words.")
+    replayable: bool = Field(
+        default=False,
+        description="Whether a replay can change anything: false for a conflict (the rule that refused it "
+        "refuses it again: see `applied`) and for one already applied or resolved.",
+    )
+    applied: list[AppliedHalf] | None = Field(
+        default=None,
+        description="One dead letter, a conflict: the movement's halves as applied, to set beside the "
+        "refused payload. Null in the list and for other reasons.",
+    )
+    audit: list[AuditEntry] | None = Field(
+        default=None,
+        description="One dead letter: what operators did about it, oldest first. Null in the list.",
+    )
 
 
 class RejectedEventPage(BaseModel):

@@ -3,7 +3,8 @@
 Split from `common.dead_letters.store`, which holds every other statement on `rejected_events`, so that
 each module keeps to one job. A dead letter is expired when nothing happened to it (received,
 replayed) since the cutoff and no copy of it waits for DLQ_TOPIC (deleting the row would cascade
-to its outbox entry and lose that copy); resolved when a replay applied it or found it applied.
+to its outbox entry and lose that copy); resolved when a replay applied it or found it applied,
+an operator resolved it, or it was a webhook refusal answered to its caller (migration 0007).
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ import psycopg
 RESOLVED_STATUSES = ("applied", "duplicate")
 _EXPIRED = """
     received_at < %(cutoff)s AND coalesce(replayed_at, received_at) < %(cutoff)s
+    AND coalesce(resolved_at, received_at) < %(cutoff)s
     AND NOT EXISTS (SELECT 1 FROM dead_letter_outbox o WHERE o.rejected_event_id = r.id)
 """
-_RESOLVED = "replay_status IN ('applied', 'duplicate')"
+# Resolved: a replay applied it (or found it applied), an operator resolved it, or a webhook caller
+# was answered. What operators decided stays in dead_letter_audit, which retention never touches.
+_RESOLVED = "(replay_status IN ('applied', 'duplicate') OR resolved_at IS NOT NULL)"
+
+
+def is_resolved(record: dict[str, Any]) -> bool:
+    """An archived record, as `_RESOLVED` decides in SQL."""
+    return record["replay_status"] in RESOLVED_STATUSES or record["resolved_at"] is not None
 
 
 @dataclass(frozen=True)
@@ -42,10 +51,11 @@ def retention_counts(conn: psycopg.Connection, cutoff: datetime) -> RetentionCou
                count(*) FILTER (WHERE ({_RESOLVED}) IS NOT TRUE AND NOT pending),
                count(*) FILTER (WHERE pending)
         FROM (
-            SELECT r.replay_status,
+            SELECT r.replay_status, r.resolved_at,
                    EXISTS (SELECT 1 FROM dead_letter_outbox o WHERE o.rejected_event_id = r.id) AS pending
             FROM rejected_events r
             WHERE received_at < %(cutoff)s AND coalesce(replayed_at, received_at) < %(cutoff)s
+              AND coalesce(resolved_at, received_at) < %(cutoff)s
         ) AS old
         """,
         {"cutoff": cutoff},
@@ -71,7 +81,8 @@ def delete_expired_resolved(conn: psycopg.Connection, cutoff: datetime, *, limit
 ARCHIVE_COLUMNS = (
     "id", "reason", "detail", "origin", "movement_id", "event", "warehouse_id", "product_id",
     "kafka_cluster", "kafka_topic", "kafka_partition", "kafka_offset", "received_at",
-    "replayed_at", "replay_status", "replay_detail",
+    "replayed_at", "replay_status", "replay_detail", "resolved_at", "resolved_by", "resolution",
+    "resolution_note",
 )  # fmt: skip
 
 

@@ -20,7 +20,13 @@ from psycopg import sql
 
 from common.adapters.cursor import BadCursor, decode_cursor, page_of
 from common.dead_letters import views
-from common.dead_letters.models import DeadLetterCount, RejectedEventPage, RejectedEventView
+from common.dead_letters.models import (
+    AppliedHalf,
+    AuditEntry,
+    DeadLetterCount,
+    RejectedEventPage,
+    RejectedEventView,
+)
 from common.domain.events import IncomingEvent, Origin, parse_event
 from common.domain.outcomes import Outcome, Reason, Status
 from common.domain.rules import StockKey
@@ -79,6 +85,17 @@ def find_parked(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> dic
     }
 
 
+# A webhook refusal was answered 409 to its caller, who keeps control of a retry: it is parked as
+# answered, not left "unresolved" for an operator forever.
+ANSWERED = (
+    True,
+    "webhook",
+    "answered",
+    "refused with 409 to the webhook caller, who decides whether to retry",
+)
+NOT_ANSWERED = (False, None, None, None)
+
+
 def park(conn: psycopg.Connection, rejected: Sequence[tuple[IncomingEvent, Outcome]]) -> list[int]:
     """Store each refused event; the ids in order. A Kafka record already parked keeps its row.
 
@@ -104,6 +121,7 @@ def park(conn: psycopg.Connection, rejected: Sequence[tuple[IncomingEvent, Outco
                 item.digest if origin.kind == "kafka" else None,
                 event.warehouse_id if event else None,
                 event.product_id if event else None,
+                *(ANSWERED if origin.kind == "webhook" else NOT_ANSWERED),
             )
         )
     with conn.cursor() as cur:
@@ -111,8 +129,10 @@ def park(conn: psycopg.Connection, rejected: Sequence[tuple[IncomingEvent, Outco
             """
             INSERT INTO rejected_events (reason, detail, raw_payload, movement_id, event, origin,
                                          kafka_topic, kafka_partition, kafka_offset,
-                                         kafka_cluster, record_digest, warehouse_id, product_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                         kafka_cluster, record_digest, warehouse_id, product_id,
+                                         resolved_at, resolved_by, resolution, resolution_note)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                    CASE WHEN %s THEN now() END, %s, %s, %s)
             ON CONFLICT (kafka_topic, kafka_partition, kafka_offset, record_digest,
                          (coalesce(kafka_cluster, '')))
                WHERE kafka_topic IS NOT NULL
@@ -257,8 +277,9 @@ def copies(conn: psycopg.Connection, ids: list[int]) -> list[Copy]:
 MAX_ID = 2**63 - 1
 Order = Literal["oldest", "newest"]
 ORDERS: tuple[Order, ...] = ("oldest", "newest")
-# Unresolved: never replayed, or replayed and refused again, and not resolved by an operator.
-UNRESOLVED = "(replay_status IS NULL OR replay_status = 'rejected')"
+# Unresolved: never replayed, or replayed and refused again, and neither resolved by an operator
+# nor answered to a webhook caller (migration 0007).
+UNRESOLVED = "(resolved_at IS NULL AND (replay_status IS NULL OR replay_status = 'rejected'))"
 
 
 def _after(cursor: str | None, order: Order) -> int | None:
@@ -321,7 +342,11 @@ def get_one(conn: psycopg.Connection, rejected_event_id: int) -> RejectedEventVi
         return None
     raw = bytes(row[-1])
     text, encoding = views.whole_text(raw)
-    return views.view(row[:-1], text, encoding, len(raw), False)
+    one = views.view(row[:-1], text, encoding, len(raw), False)
+    if one.reason is Reason.CONFLICT:
+        one.applied = applied_halves(conn, one.movement_id)
+    one.audit = audit_of(conn, rejected_event_id)
+    return one
 
 
 def dead_letter_counts(conn: psycopg.Connection) -> list[DeadLetterCount]:
@@ -346,3 +371,112 @@ def refused_count(conn: psycopg.Connection, movement_id: UUID) -> int:
         "SELECT count(*) FROM rejected_events WHERE movement_id = %s", (movement_id,)
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+# --- the workflow: resolve with a note, by id or by filter; the audit trail -----------------------
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which dead letters a bulk action names: every condition given must hold."""
+
+    reason: Reason | None = None
+    movement_id: UUID | None = None
+    ids: list[int] | None = None
+    unresolved_only: bool = True
+
+
+def matching_ids(
+    conn: psycopg.Connection, which: Filter, *, limit: int, replayable: bool = False
+) -> list[int]:
+    """The ids `which` names, oldest first, at most `limit`; `replayable`: conflicts left out (a
+    replay of one is refused again by the rule that refused it)."""
+    rows = conn.execute(
+        f"""
+        SELECT id FROM rejected_events
+        WHERE (%(reason)s::text IS NULL OR reason = %(reason)s::text)
+          AND (%(movement)s::uuid IS NULL OR movement_id = %(movement)s::uuid)
+          AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+          AND (NOT %(unresolved)s OR {UNRESOLVED})
+          AND (NOT %(replayable)s OR reason <> 'conflict')
+        ORDER BY id LIMIT %(limit)s
+        """,  # noqa: S608 - UNRESOLVED is a constant
+        {
+            "reason": which.reason,
+            "movement": which.movement_id,
+            "ids": which.ids,
+            "unresolved": which.unresolved_only,
+            "replayable": replayable,
+            "limit": limit,
+        },
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def resolve(conn: psycopg.Connection, ids: list[int], *, by: str, note: str) -> list[int]:
+    """Mark the unresolved among `ids` resolved by `by` with `note`, and audit each; the ids marked.
+
+    One statement. A dead letter already resolved (or answered, or applied by a replay) keeps its
+    first resolution: it is not rewritten, and nothing is audited for it.
+    """
+    if not ids:
+        return []
+    rows = conn.execute(
+        f"""
+        WITH marked AS (
+            UPDATE rejected_events SET resolved_at = now(), resolved_by = %(by)s,
+                   resolution = 'resolved', resolution_note = %(note)s
+            WHERE id = ANY(%(ids)s::bigint[]) AND {UNRESOLVED}
+            RETURNING id, reason, movement_id
+        )
+        INSERT INTO dead_letter_audit (rejected_event_id, action, actor, note, reason, movement_id)
+        SELECT id, 'resolve', %(by)s, %(note)s, reason, movement_id FROM marked ORDER BY id
+        RETURNING rejected_event_id
+        """,  # noqa: S608 - UNRESOLVED is a constant
+        {"ids": ids, "by": safe_text(by, 200), "note": safe_text(note)},
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def audit_replays(conn: psycopg.Connection, results: Sequence[tuple[int, Outcome]], *, by: str) -> None:
+    """Audit an operator's replays (one statement), in the replay's transaction."""
+    if not results:
+        return
+    conn.execute(
+        """
+        INSERT INTO dead_letter_audit (rejected_event_id, action, actor, outcome, reason, movement_id)
+        SELECT r.id, 'replay', %b, v.outcome, r.reason, r.movement_id
+        FROM unnest(%b::int8[], %b::text[]) AS v(id, outcome) JOIN rejected_events r ON r.id = v.id
+        ORDER BY r.id
+        """,
+        (safe_text(by, 200), [rid for rid, _ in results], [o.status for _, o in results]),
+    )
+
+
+def audit_of(conn: psycopg.Connection, rejected_event_id: int) -> list[AuditEntry]:
+    """What operators did about one dead letter, oldest first (kept after the dead letter is gone)."""
+    rows = conn.execute(
+        "SELECT action, actor, note, outcome, at FROM dead_letter_audit "
+        "WHERE rejected_event_id = %s ORDER BY id",
+        (rejected_event_id,),
+    ).fetchall()
+    return [AuditEntry(action=a, actor=b, note=n, outcome=o, at=at) for a, b, n, o, at in rows]
+
+
+def applied_halves(conn: psycopg.Connection, movement_id: UUID | None) -> list[AppliedHalf]:
+    """The halves of a movement as the ledger applied them: what a conflict was refused against."""
+    if movement_id is None:
+        return []
+    rows = conn.execute(
+        """
+        SELECT event, warehouse_id, product_id, quantity, occurred_at, received_at, envelope_id
+        FROM movement_events WHERE movement_id = %s ORDER BY event DESC
+        """,
+        (movement_id,),
+    ).fetchall()
+    return [
+        AppliedHalf(
+            event=e, warehouse_id=w, product_id=p, quantity=q, occurred_at=o, received_at=r, envelope_id=env
+        )
+        for e, w, p, q, o, r, env in rows
+    ]

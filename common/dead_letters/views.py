@@ -27,7 +27,8 @@ MAX_TEXT_PAYLOAD_JSON_BYTES = 2 * 1024 * 1024
 # The columns `view` expects first, in this order (the payload columns follow).
 VIEW_COLUMNS = (
     "id, reason, detail, movement_id, event, origin, kafka_topic, kafka_partition, kafka_offset, "
-    "received_at, replayed_at, replay_status, replay_detail"
+    "received_at, replayed_at, replay_status, replay_detail, resolved_at, resolved_by, resolution, "
+    "resolution_note"
 )
 
 
@@ -74,7 +75,8 @@ def view(
 ) -> RejectedEventView:
     """A row of VIEW_COLUMNS with its payload as shown."""
     (rid, why, detail, mid, event, origin, topic, partition, offset, received, replayed,
-     replay_status, replay_detail) = row  # fmt: skip
+     replay_status, replay_detail, resolved_at, resolved_by, resolution, resolution_note) = row  # fmt: skip
+    settled = replay_status in ("applied", "duplicate") or resolved_at is not None
     return RejectedEventView(
         id=rid,
         reason=why,
@@ -94,6 +96,11 @@ def view(
         raw_payload_bytes=total,
         raw_payload_truncated=truncated,
         raw_payload_url=raw_payload_url(rid),
+        resolved_at=resolved_at,
+        resolved_by=resolved_by,
+        resolution=resolution,
+        resolution_note=resolution_note,
+        replayable=why != "conflict" and not settled,
     )
 
 

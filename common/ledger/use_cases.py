@@ -67,7 +67,9 @@ class ReplayResult:
     detail: str | None
 
 
-def replay(*, ids: list[int] | None = None, reason: Reason | None = None) -> list[ReplayResult]:
+def replay(
+    *, ids: list[int] | None = None, reason: Reason | None = None, by: str | None = None
+) -> list[ReplayResult]:
     """Re-apply dead letters through the ledger's rules, in one transaction; record each outcome.
 
     Named by id, a dead letter is replayed whatever its state (again is harmless: `duplicate`); by
@@ -81,6 +83,8 @@ def replay(*, ids: list[int] | None = None, reason: Reason | None = None) -> lis
         applied = apply_batch(conn, [letter.item for letter in letters], park_rejected=False)
         pairs = [(letter.id, outcome) for letter, outcome in zip(letters, applied.outcomes, strict=True)]
         dead_letters.record_replays(conn, pairs, auto=False)
+        if by is not None:  # an operator named: audited in the same transaction (issue 23)
+            dead_letters.audit_replays(conn, pairs, by=by)
         return [ReplayResult(rid, o.status, o.reason, o.detail) for rid, o in pairs], applied
 
     results, applied = run_in_transaction(work)

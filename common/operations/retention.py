@@ -141,7 +141,7 @@ def _dead_letters(
                 for record in dead_letter_retention.expired_for_archive(conn, cutoff, limit=ARCHIVE_BATCH):
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     ids.append(int(record["id"]))
-                    resolved += record["replay_status"] in dead_letter_retention.RESOLVED_STATUSES
+                    resolved += dead_letter_retention.is_resolved(record)
                 # On disk before the rows go: a crash now leaves rows archived twice, never lost.
                 out.flush()
                 os.fsync(out.fileno())

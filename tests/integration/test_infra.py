@@ -63,6 +63,12 @@ ROUTES = {
     ("GET", "/api/v1/rejected-events"): "ListFunction",
     ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    ("GET", "/api/v1/products/{product_id}/stock"): "ListFunction",
+    ("GET", "/api/v1/warehouses"): "ListFunction",
+    ("GET", "/api/v1/search"): "ListFunction",
+    ("POST", "/api/v1/rejected-events/{rejected_event_id}/resolve"): "ReplayFunction",
+    ("POST", "/api/v1/rejected-events/resolve"): "ReplayFunction",
+    ("POST", "/api/v1/rejected-events/replay"): "ReplayFunction",
     **{
         ("GET", path): "ConsoleFunction"
         for path in (
@@ -445,6 +451,9 @@ OPERATOR_ROUTES = {
     ("GET", "/api/v1/rejected-events"): "ListFunction",
     ("GET", "/api/v1/rejected-events/{rejected_event_id}"): "ListFunction",
     ("POST", "/api/v1/rejected-events/{rejected_event_id}/replay"): "ReplayFunction",
+    ("POST", "/api/v1/rejected-events/{rejected_event_id}/resolve"): "ReplayFunction",
+    ("POST", "/api/v1/rejected-events/resolve"): "ReplayFunction",
+    ("POST", "/api/v1/rejected-events/replay"): "ReplayFunction",
     ("GET", "/ui/dead-letters/rows"): "ConsoleFunction",  # the console's dead-letter rows
 }
 HTTP_FUNCTIONS = sorted(set(ROUTES.values()))
