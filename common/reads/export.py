@@ -69,10 +69,11 @@ def _number(text: str) -> bool:
     return True
 
 
-def rows_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[bytes]:
-    """The BOM and header, then one chunk of CSV per batch of rows given."""
+def rows_csv(header: list[str], rows: Iterable[Iterable[Any]], *, delimiter: str = ",") -> Iterator[bytes]:
+    """The BOM and header, then one chunk of CSV per row given (`delimiter=";"` for spreadsheets
+    whose decimal separator is the comma)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", delimiter=delimiter)
     buffer.write(BOM)
     writer.writerow(header)
     yield buffer.getvalue().encode("utf-8")

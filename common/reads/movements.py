@@ -211,6 +211,29 @@ def _stuck(
     return MovementPage(items=[movement_from_row(row[:-1]) for row in page], next_cursor=next_cursor)
 
 
+def in_transit_totals(
+    conn: psycopg.Connection,
+    *,
+    warehouse_id: UUID | None = None,
+    product_id: UUID | None = None,
+    older_than: timedelta | None = None,
+) -> tuple[int, int]:
+    """(movements, units departed) of the movements `list_movements(status="in_transit", ...)` lists
+    with the same filters, every page together."""
+    row = conn.execute(
+        """
+        SELECT count(*), coalesce(sum(departed_quantity), 0)::bigint FROM movements
+        WHERE status = 'in_transit' AND departed_at < now() - %(age)s
+          AND (%(w)s::uuid IS NULL OR source_warehouse_id = %(w)s::uuid
+               OR destination_warehouse_id = %(w)s::uuid)
+          AND (%(p)s::uuid IS NULL OR product_id = %(p)s::uuid)
+        """,
+        {"age": older_than or timedelta(0), "w": warehouse_id, "p": product_id},
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 class LoggedEvent(BaseModel):
     """One applied event of a movement, as the event log keeps it."""
 

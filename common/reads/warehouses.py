@@ -36,18 +36,31 @@ def codes_for(conn: psycopg.Connection, ids: Iterable[UUID | None]) -> Warehouse
 
 def directory(conn: psycopg.Connection, *, limit: int = MAX_WAREHOUSES) -> list[WarehouseEntry]:
     """Every warehouse with stock rows or a code, most recently updated first."""
+    return _entries(conn, None, limit)
+
+
+def directory_entry(conn: psycopg.Connection, warehouse_id: UUID) -> WarehouseEntry | None:
+    """One warehouse as `directory` shows it (index scans of its own rows only)."""
+    found = _entries(conn, warehouse_id, 1)
+    return found[0] if found else None
+
+
+def _entries(conn: psycopg.Connection, warehouse_id: UUID | None, limit: int) -> list[WarehouseEntry]:
     rows = conn.execute(
         """
         WITH stocked AS (
             SELECT warehouse_id, count(*) AS products, sum(quantity)::bigint AS units,
                    max(updated_at) AS updated_at
-            FROM stock WHERE updated_at IS NOT NULL GROUP BY warehouse_id
+            FROM stock WHERE updated_at IS NOT NULL
+              AND (%(w)s::uuid IS NULL OR warehouse_id = %(w)s::uuid)
+            GROUP BY warehouse_id
         ), named AS (
             SELECT warehouse_id,
                    array_agg(code ORDER BY last_seen DESC, code) AS codes,
                    array_agg(first_seen ORDER BY last_seen DESC, code) AS firsts,
                    array_agg(last_seen ORDER BY last_seen DESC, code) AS lasts
-            FROM warehouse_codes GROUP BY warehouse_id
+            FROM warehouse_codes WHERE (%(w)s::uuid IS NULL OR warehouse_id = %(w)s::uuid)
+            GROUP BY warehouse_id
         )
         SELECT j.warehouse_id, j.codes, j.firsts, j.lasts, j.products, j.units, j.updated_at,
                ARRAY(SELECT o.warehouse_id FROM warehouse_codes o
@@ -60,9 +73,9 @@ def directory(conn: psycopg.Connection, *, limit: int = MAX_WAREHOUSES) -> list[
             FROM stocked s FULL JOIN named n USING (warehouse_id)
         ) j
         ORDER BY j.updated_at DESC NULLS LAST, j.warehouse_id
-        LIMIT %s
+        LIMIT %(n)s
         """,
-        (limit,),
+        {"w": warehouse_id, "n": limit},
     ).fetchall()
     return [
         WarehouseEntry(

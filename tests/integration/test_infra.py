@@ -81,6 +81,14 @@ ROUTES = {
             "/ui/losses",
             "/ui/dead-letters",
             "/ui/dead-letters/rows",
+            "/ui/settings",
+            "/ui/products/{product_id}",
+            "/ui/export/warehouses",
+            "/ui/export/warehouses/{warehouse_id}",
+            "/ui/export/movements",
+            "/ui/export/losses",
+            "/ui/export/products/{product_id}",
+            "/ui/dead-letters/export",
             "/static/{path+}",
             "/docs",
             "/redoc",
@@ -455,6 +463,7 @@ OPERATOR_ROUTES = {
     ("POST", "/api/v1/rejected-events/resolve"): "ReplayFunction",
     ("POST", "/api/v1/rejected-events/replay"): "ReplayFunction",
     ("GET", "/ui/dead-letters/rows"): "ConsoleFunction",  # the console's dead-letter rows
+    ("GET", "/ui/dead-letters/export"): "ConsoleFunction",  # and as CSV
 }
 HTTP_FUNCTIONS = sorted(set(ROUTES.values()))
 
@@ -680,8 +689,12 @@ def test_default_deploy_leaves_no_operator_route_open(template) -> None:
     assert arns == [
         "*/GET/api/v1/rejected-events",
         "*/GET/api/v1/rejected-events/*",
+        "*/GET/ui/dead-letters/export",
         "*/GET/ui/dead-letters/rows",
         "*/POST/api/v1/rejected-events/*/replay",
+        "*/POST/api/v1/rejected-events/*/resolve",
+        "*/POST/api/v1/rejected-events/replay",
+        "*/POST/api/v1/rejected-events/resolve",
     ]
 
 
