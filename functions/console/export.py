@@ -45,12 +45,7 @@ def _delimiter(locale: Locale) -> str:
 
 
 def _rows_csv(locale: Locale, header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
-    """common.reads.export's CSV (BOM, formula-safe cells), with the operator's delimiter when it
-    takes one."""
-    try:
-        return rows_csv(header, rows, delimiter=_delimiter(locale))  # type: ignore[call-arg,unused-ignore]
-    except TypeError:
-        return rows_csv(header, rows)
+    return rows_csv(header, rows, delimiter=_delimiter(locale))
 
 
 def csv_response(

@@ -35,7 +35,7 @@ from common.reads import summary as reports
 from common.reads.models import WarehouseEntry
 from common.reads.search import search
 from common.reads.stock import BeforeRetainedLog
-from common.reads.warehouses import MAX_WAREHOUSES, by_code, codes_for, directory
+from common.reads.warehouses import MAX_WAREHOUSES, by_code, codes_for, directory, directory_entry
 from functions.console.api import in_lambda
 from functions.console.assets import static_url
 from functions.console.i18n import (
@@ -340,6 +340,7 @@ def warehouse(request: Request, warehouse_id: str) -> HTMLResponse:
             "stock": stock,
             "movements": movements,
             "codes": codes,
+            "code_notes": code_notes(locale, [e for e in [directory_entry(conn, wid)] if e is not None]),
             "q": query,
             "as_of": as_of,
             "as_of_input": _input_time(as_of),
@@ -412,9 +413,11 @@ def movements(request: Request) -> HTMLResponse:
             cursor=cursor,
         )
         total = None
-        totals = getattr(movement_reads, "in_transit_totals", None)
-        if f["status"] == "in_transit" and totals is not None:
-            total = totals(conn, warehouse_id=f["warehouse_id"], older_than=f["older_than"])
+        if f["status"] == "in_transit":
+            count, units = movement_reads.in_transit_totals(
+                conn, warehouse_id=f["warehouse_id"], older_than=f["older_than"]
+            )
+            total = {"movements": count, "units": units}
         row = conn.execute("SELECT now()").fetchone()
         codes = dict(result.warehouse_codes)
         if f["warehouse_id"] is not None:

@@ -1,6 +1,7 @@
 // Every page: keep the browser's time zone in the `browser_tz` cookie, so the server can show
 // times in it (the operator's choice "auto", the default). On the first visit, or when the zone
-// changed, the page is rendered again once in that zone. The texts come from the page
+// changed, the page is rendered again once in that zone (this file runs first, in <head>, so
+// the reload comes before the page's other files are asked for). The texts come from the page
 // (<script type="application/json" id="console-messages">), i.e. from the one message catalogue.
 (function () {
   "use strict";
@@ -26,9 +27,12 @@
 
 window.consoleMessages = (function () {
   "use strict";
-  var holder = document.getElementById("console-messages");
-  var messages = holder ? JSON.parse(holder.textContent) : {};
+  var messages = null;
   return function (key, params) {
+    if (messages === null) {  // read once the page is parsed (this file runs in <head>)
+      var holder = document.getElementById("console-messages");
+      messages = holder ? JSON.parse(holder.textContent) : {};
+    }
     var text = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
     Object.keys(params || {}).forEach(function (name) {
       text = text.split("{" + name + "}").join(String(params[name]));

@@ -2,7 +2,8 @@
 // dead letter matching the filters at once, and download them as CSV, with the operator's bearer
 // token. The rows (raw payloads included), the replay, the resolve and the CSV are operator routes,
 // so every request carries the token the operator typed. It is kept in this tab's sessionStorage
-// only: never in a URL, a cookie or the page. A 401 or 403 says plainly what is wrong. The texts
+// only: never in a URL, a cookie or the page (the cookies sent with the rows and the CSV hold only
+// the operator's language and time zone). A 401 or 403 says plainly what is wrong. The texts
 // come from the message catalogue (window.consoleMessages, console.js).
 (function () {
   "use strict";
@@ -74,7 +75,8 @@
   async function loadRows() {
     var response;
     try {
-      response = await fetch(rows.dataset.src, { headers: headers(false), credentials: "omit" });
+      // same-origin: the console's cookies say only the language and the time zone to render in.
+      response = await fetch(rows.dataset.src, { headers: headers(false), credentials: "same-origin" });
     } catch (error) {
       say(t("js.list_failed", { error: error }), "error");
       return;
@@ -219,7 +221,7 @@
     event.preventDefault();
     var link = event.currentTarget;
     try {
-      var response = await fetch(link.href, { headers: { Authorization: "Bearer " + token() }, credentials: "omit" });
+      var response = await fetch(link.href, { headers: { Authorization: "Bearer " + token() }, credentials: "same-origin" });
       var problem = refused(response.status);
       if (problem || !response.ok) {
         say(problem || t("js.export_failed", { error: "HTTP " + response.status }), "error");
