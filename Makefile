@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run up venv test stop status clean-stack lint lint-infra typecheck lock bench loadtest chaos
+.PHONY: help run up venv test stop status clean-stack lint lint-infra typecheck lock bench loadtest chaos demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -55,6 +55,9 @@ bench: ## the benchmark table (infra/scripts/bench.sh; BENCH_ARGS="--only cold -
 
 loadtest: ## 60 s of Kafka ingestion with GET stock reads, and a chart (infra/scripts/loadtest.sh; LOADTEST_ARGS)
 	@bash infra/scripts/loadtest.sh
+
+demo: ## publish a realistic day of movements to Kafka (warehouse-stock demo; the app consumes them)
+	@$(STACK) up && .venv/bin/warehouse-stock demo $(DEMO_ARGS)
 
 chaos: ## the fault suite on its own stack (infra/scripts/chaos.sh; CHAOS_ARGS=--short)
 	@bash infra/scripts/chaos.sh $(CHAOS_ARGS)
