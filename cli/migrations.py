@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from common.adapters.db import connect
@@ -17,6 +18,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("action", nargs="?", choices=["apply", "status"], default="apply")
     parser.add_argument("--database-url", help="defaults to DATABASE_URL / DB_SECRET_ARN")
+    parser.add_argument("--json", action="store_true", help="status: one JSON object per migration")
     parser.set_defaults(run=run)
 
 
@@ -25,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "status":
             states = status(conn)
             for state in states:
-                when = state.applied_at.isoformat() if state.applied_at else "-"
-                print(f"{state.version:<32} {state.state:<8} {when}")
+                when = state.applied_at.isoformat() if state.applied_at else None
+                if args.json:
+                    print(json.dumps({"version": state.version, "state": state.state, "applied_at": when}))
+                else:
+                    print(f"{state.version:<32} {state.state:<8} {when or '-'}")
             return 0 if all(s.state in ("applied", "pending") for s in states) else 1
         try:
             applied = migrate(conn)

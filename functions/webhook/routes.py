@@ -9,7 +9,7 @@ that breaks a rule (conflict, insufficient stock) is parked in the dead-letter s
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from common.adapters.config import get_settings
 from common.adapters.observability import record_outcomes
 from common.domain.events import Envelope, Origin, parse_event
+from common.domain.examples import example as _first_example
 from common.domain.outcomes import Outcome, Reason, Status
 from common.intake.group_commit import ingest_one
 from functions.http.docs import doc, invalid_example
@@ -30,12 +31,6 @@ WEBHOOK_PATH = "/api/v1/kafka/webhook"
 router = APIRouter(tags=["events"])
 # Models the OpenAPI document needs although no route parses them through FastAPI.
 schema_models = (Envelope,)
-
-
-def _first_example(model: type[BaseModel]) -> dict[str, Any]:
-    """The first of a model's `json_schema_extra` examples (the OpenAPI document reuses them)."""
-    extra = cast(dict[str, Any], model.model_config.get("json_schema_extra") or {})
-    return cast(dict[str, Any], extra["examples"][0])
 
 
 _ENVELOPE_EXAMPLE: dict[str, Any] = _first_example(Envelope)
