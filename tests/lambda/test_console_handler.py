@@ -4,6 +4,7 @@ the pages, their static files, the docs and the whole API's schema, as served in
 from __future__ import annotations
 
 import gzip
+import importlib
 from typing import Any
 
 import pytest
@@ -78,3 +79,27 @@ def test_a_bad_parameter_answers_as_in_the_local_app(
 def test_the_console_function_serves_no_other_functions_routes() -> None:
     paths = {getattr(route, "path", "") for router in lambda_routers() for route in router.routes}
     assert not [p for p in paths if p.startswith("/api/") and "report" not in p and "stats" not in p]
+
+
+def test_language_zone_and_csv_through_api_gateway(call_lambda: Any, make_event: Any) -> None:
+    """The switch's cookies go out in payload 2.0's `cookies` and come back in the event's;
+    a CSV download comes whole, with its byte-order mark."""
+    context = importlib.import_module("tests.lambda.conftest").FakeLambdaContext()  # `lambda`: a keyword
+    switch = make_event(
+        TEMPLATE, "GET", "/ui/settings", query="lang=ru&tz=Europe%2FMoscow&next=%2Fui%2Flosses"
+    )
+    result = console_handler(switch, context)
+    assert result["statusCode"] == 303 and result["headers"]["location"] == "/ui/losses"
+    sent = {c.split(";")[0].replace('"', "") for c in result["cookies"]}
+    assert {"lang=ru", "tz=Europe/Moscow"} <= sent
+
+    page = make_event(TEMPLATE, "GET", "/ui/losses", headers={"accept-encoding": "identity"})
+    page["cookies"] = sorted(c.split(";")[0] for c in result["cookies"])
+    answer = call_lambda(console_handler, page)
+    text = answer.body.decode()
+    assert answer.status == 200 and answer.headers["content-language"] == "ru"
+    assert "Потери по маршрутам" in text and "Europe/Moscow (UTC+03:00)" in text
+
+    csv = get(call_lambda, make_event, "/ui/export/losses", **{"accept-language": "ru"})
+    assert csv.status == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert csv.body.startswith("\ufeff".encode()) and csv.body.decode("utf-8-sig").startswith("Откуда;")
