@@ -268,7 +268,13 @@ def overview(request: Request) -> HTMLResponse:
             "t": [int(m.minute.timestamp()) for m in summary.events_per_minute],
             **{o: [getattr(m, o) for m in summary.events_per_minute] for o in reports.OUTCOMES},
         }
-        return {"title": locale.t("title.overview"), "nav": "overview", "summary": summary, "series": series}
+        return {
+            "title": locale.t("title.overview"),
+            "nav": "overview",
+            "summary": summary,
+            "series": series,
+            "codes": summary.warehouse_codes,
+        }
 
     return page(request, "overview.html", build)
 

@@ -25,6 +25,7 @@ from tests.e2e.support import body, envelope
 
 def warehouse_pages(week: Week) -> list[str]:
     return [
+        "/ui/",  # the oldest movement in transit, from its warehouse
         "/ui/warehouses",
         f"/ui/warehouses/{week.warehouses['Moscow DC']}",
         "/ui/movements?status=in_transit",
@@ -41,7 +42,7 @@ def test_every_page_names_warehouses_by_their_codes(console: Console, console_da
         console.goto(path)
         shown = console.page.locator("main .wh").evaluate_all("els => els.map(e => [e.title, e.innerText])")
         seeded = [(wid, text) for wid, text in shown if wid in code_of]
-        assert seeded, path
+        assert seeded or path == "/ui/" and shown, path  # the oldest in transit may be another test's
         assert all(text == code_of[wid] for wid, text in seeded), (path, seeded)
         # Every link to a warehouse reads as a code (other tests' warehouses are WH-3322), never an id.
         links = console.page.locator("main a[href^='/ui/warehouses/']").all_inner_texts()
