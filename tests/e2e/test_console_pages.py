@@ -257,3 +257,14 @@ def test_csv_of_a_warehouse_has_the_pages_filters_and_every_row(api: httpx.Clien
     russian = api.get(f"/ui/export/warehouses/{w}", headers={"Accept-Language": "ru"})
     assert russian.content.decode("utf-8-sig").startswith("Код")
     assert api.get(f"/ui/export/warehouses/{w}", params={"as_of": "soon"}).status_code == 422
+
+
+def test_search_box_lists_what_a_prefix_may_name(api: httpx.Client) -> None:
+    prefix = new_id()[:6]
+    w = prefix + new_id()[6:]
+    p = prefix + new_id()[6:]
+    post(api, envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=3))
+    text = html(api, f"/ui/go?id={prefix}")
+    assert f'href="/ui/warehouses/{w}"' in text and f'href="/ui/products/{p}"' in text
+    russian = api.get(f"/ui/go?id={prefix}", headers={"Accept-Language": "ru"}).text
+    assert "подходит к нескольким объектам" in russian and ">склад<" in russian and ">товар<" in russian
