@@ -122,7 +122,7 @@ def warehouse_csv(request: Request, warehouse_id: str) -> StreamingResponse | HT
     def check(conn: psycopg.Connection) -> None:
         found["wid"] = pages._uuid("warehouse_id", warehouse_id)
         found["range"] = pages._product_range(params.get("q", "").strip())
-        found["as_of"] = pages._time("as_of", params.get("as_of"))
+        found["as_of"] = pages._local_time(locale_of(request), "as_of", params.get("as_of"))
         stock_reads.warehouse_stock(conn, found["wid"], as_of=found["as_of"], limit=1)  # before the log?
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
@@ -205,7 +205,7 @@ def losses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found["f"] = pages._losses_filters(request.query_params)
+        found["f"] = pages._losses_filters(locale_of(request), request.query_params)
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
         since, until, limit = found["f"]

@@ -113,11 +113,15 @@ class Locale:
         return text
 
     def local(self, value: datetime) -> datetime:
-        return value.astimezone(self.zone)
+        """`value` in the operator's zone; as it is where that would leave the calendar (year 1, 9999)."""
+        try:
+            return value.astimezone(self.zone)
+        except (OverflowError, ValueError):
+            return value
 
     def zone_label(self, value: datetime | None = None) -> str:
         """The zone's short name at `value` (now by default): MSK, UTC, UTC+05."""
-        moment = (value or datetime.now(UTC)).astimezone(self.zone)
+        moment = self.local(value or datetime.now(UTC))
         name = moment.tzname() or self.zone_name
         return "UTC" + name if name[:1] in "+-" else name
 
@@ -128,7 +132,7 @@ class Locale:
     def date(self, value: datetime) -> str:
         local = self.local(value)
         if self.lang == "ru":
-            return local.strftime("%d.%m.%Y")
+            return f"{local:%d.%m}.{local.year:04d}"  # %Y drops a small year's zeros on glibc
         return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year:04d}"
 
     def time(self, value: datetime | None) -> str:

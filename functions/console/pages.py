@@ -9,6 +9,7 @@ which field is wrong (status 422), not a JSON body a person would have to decode
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -255,6 +256,34 @@ def _input_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if value else ""
 
 
+_NAIVE_TIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?\s*$")
+
+
+def _local_time(locale: Locale, field: str, value: str | None) -> datetime | None:
+    """A time typed in a filter: one without an offset (what <input type=datetime-local> sends) is
+    in the operator's zone, as every time on the page; then read as `_time` reads any."""
+    if value is not None and _NAIVE_TIME.match(value):
+        try:
+            naive = datetime.fromisoformat(value.strip())
+        except ValueError:
+            naive = None  # `_time` names the field
+        if naive is not None:
+            offset = naive.replace(tzinfo=locale.zone).utcoffset() or timedelta(0)
+            sign = "-" if offset < timedelta(0) else "+"
+            hours, rest = divmod(int(abs(offset).total_seconds()), 3600)
+            seconds = f":{rest % 60:02d}" if rest % 60 else ""  # local mean time before 1900
+            value = f"{value.strip()}{sign}{hours:02d}:{rest // 60:02d}{seconds}"
+    return _time(field, value)
+
+
+def _local_input(locale: Locale, value: datetime | None) -> str:
+    """A time as an <input type=datetime-local> value, in the operator's zone."""
+    if value is None:
+        return ""
+    local = locale.local(value)
+    return f"{local.year:04d}-{local:%m-%dT%H:%M:%S}"  # %Y drops a small year's zeros on glibc
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -329,7 +358,7 @@ def warehouse(request: Request, warehouse_id: str) -> HTMLResponse:
         wid = _uuid("warehouse_id", warehouse_id)
         query = params.get("q", "").strip()
         product_range = _product_range(query)
-        as_of = _time("as_of", params.get("as_of"))
+        as_of = _local_time(locale, "as_of", params.get("as_of"))
         limit = _limit(params.get("limit"))
         cursor = _cursor(params.get("cursor"))
         stock = stock_reads.warehouse_stock(
@@ -349,7 +378,7 @@ def warehouse(request: Request, warehouse_id: str) -> HTMLResponse:
             "code_notes": code_notes(locale, [e for e in [directory_entry(conn, wid)] if e is not None]),
             "q": query,
             "as_of": as_of,
-            "as_of_input": _input_time(as_of),
+            "as_of_input": _local_input(locale, as_of),
             "limit": limit,
             "first_page": cursor is None,
             "export_url": export_url(request, f"/ui/export/warehouses/{wid}"),
@@ -509,7 +538,7 @@ def losses(request: Request) -> HTMLResponse:
     params = request.query_params
 
     def build(conn: psycopg.Connection, locale: Locale) -> dict[str, Any]:
-        since, until, limit = _losses_filters(params)
+        since, until, limit = _losses_filters(locale, params)
         report = routes_report.routes_report(conn, since=since, until=until, limit=limit)
         ids = [w for r in report.items for w in (r.source_warehouse_id, r.destination_warehouse_id)]
         return {
@@ -517,8 +546,8 @@ def losses(request: Request) -> HTMLResponse:
             "nav": "losses",
             "report": report,
             "codes": codes_for(conn, ids),
-            "from_input": _input_time(since),
-            "to_input": _input_time(until),
+            "from_input": _local_input(locale, since),
+            "to_input": _local_input(locale, until),
             "limit": limit,
             "export_url": export_url(request, "/ui/export/losses", drop=()),
         }
@@ -526,9 +555,9 @@ def losses(request: Request) -> HTMLResponse:
     return page(request, "losses.html", build)
 
 
-def _losses_filters(params: Any) -> tuple[datetime | None, datetime | None, int]:
-    since = _time("from", params.get("from"))
-    until = _time("to", params.get("to"))
+def _losses_filters(locale: Locale, params: Any) -> tuple[datetime | None, datetime | None, int]:
+    since = _local_time(locale, "from", params.get("from"))
+    until = _local_time(locale, "to", params.get("to"))
     if since is not None and until is not None and until <= since:
         raise BadParameter("to", "must be later than from")
     limit = _limit(params.get("limit"), default=100, most=routes_report.MAX_ROUTES)

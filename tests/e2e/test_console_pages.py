@@ -7,7 +7,7 @@ status, content type, security headers, escaping, bad parameters, caching and co
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -268,3 +268,18 @@ def test_search_box_lists_what_a_prefix_may_name(api: httpx.Client) -> None:
     assert f'href="/ui/warehouses/{w}"' in text and f'href="/ui/products/{p}"' in text
     russian = api.get(f"/ui/go?id={prefix}", headers={"Accept-Language": "ru"}).text
     assert "подходит к нескольким объектам" in russian and ">склад<" in russian and ">товар<" in russian
+
+
+def test_a_time_typed_in_a_filter_is_in_the_operators_zone(api: httpx.Client) -> None:
+    """<input type=datetime-local> sends no offset: it is read in the zone the page shows."""
+    from zoneinfo import ZoneInfo
+
+    w, p = new_id(), new_id()
+    post(api, envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=7))
+    soon = datetime.now(UTC) + timedelta(minutes=2)  # after the arrival was applied, whatever the zone
+    zone = "America/Sao_Paulo"  # UTC-03:00 all year
+    local = soon.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+    there = api.get(f"/ui/warehouses/{w}", params={"as_of": local}, cookies={"tz": zone}).text
+    assert p in there and f'value="{local}"' in there and "As of (UTC-03)" in there
+    # The same wall-clock time read as UTC is three hours earlier: before the arrival.
+    assert p not in api.get(f"/ui/warehouses/{w}", params={"as_of": local}, cookies={"tz": "UTC"}).text

@@ -112,6 +112,10 @@ def test_numbers_and_times_per_language_and_zone() -> None:
     assert en.time(moment) == "18 Feb 2025 12:12:56 UTC"
     assert ru.duration(3 * 3600 + 5 * 60) == "3 ч 05 мин" and en.duration(3 * 3600 + 5 * 60) == "3h 05m"
     assert ru.iso(moment) == "2025-02-18 15:12:56+03:00"
+    # The calendar's ends: shown as typed rather than failing where the zone would leave it.
+    assert ru.time(datetime(1, 1, 1, tzinfo=UTC)).startswith("01.01.0001 ")
+    assert en.time(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)) == "31 Dec 9999 23:59:59 UTC"
+    assert ru.time(datetime(9999, 12, 31, 23, 0, tzinfo=UTC)) == "31.12.9999 23:00:00 UTC"
 
 
 def request(headers: dict[str, str], cookies: str = "") -> Request:
