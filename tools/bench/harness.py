@@ -1,7 +1,7 @@
 """What every row family of `make bench` shares: its configuration, the results table, the
 benchmark's own database and the check of a run against it.
 
-A row family (tools/bench/ingest.py, drain.py, webhook.py, ...) is a module with
+A row family (tools/bench/rows/ingest.py, drain.py, webhook.py, ...) is a module with
 `run(cfg: Config, report: Report) -> None` that measures its rows `cfg.runs` times, checks every
 run against the database, and adds one `Row` per measurement; tools/bench/run.py registers the
 families and prints the table. A family may also define `add_arguments(parser)` for options of its

@@ -52,12 +52,12 @@ from tools.bench.harness import (
 # The row families in table order: `--only` name -> module with `run(cfg, report)` (and, if it
 # has options of its own, `add_arguments(parser)`). A new family is one line here.
 FAMILIES: dict[str, str] = {
-    "ingest": "tools.bench.ingest",
-    "kafka": "tools.bench.kafka_poller",
-    "drain": "tools.bench.drain",
-    "webhook": "tools.bench.webhook",
-    "reads": "tools.bench.reads",
-    "cold": "tools.bench.cold_start",
+    "ingest": "tools.bench.rows.ingest",
+    "kafka": "tools.bench.rows.kafka_poller",
+    "drain": "tools.bench.rows.drain",
+    "webhook": "tools.bench.rows.webhook",
+    "reads": "tools.bench.rows.reads",
+    "cold": "tools.bench.rows.cold_start",
 }
 ALIASES = {"http": ("webhook", "reads")}
 

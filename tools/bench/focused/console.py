@@ -1,12 +1,12 @@
 """Benchmark of the console's pages and report endpoints on a large ledger: a table of latencies.
 
-    .venv/bin/python -m tools.bench.console                  # 100,000 events, 50 requests per row
-    .venv/bin/python -m tools.bench.console --events 20000 --requests 20 --keep
+    .venv/bin/python -m tools.bench.focused.console                  # 100,000 events, 50 requests per row
+    .venv/bin/python -m tools.bench.focused.console --events 20000 --requests 20 --keep
 
 It needs the local stack (`make up`; DATABASE_URL, else POSTGRES_PORT as in `.env`): it creates
 (or empties) a database of its own beside DATABASE_URL's, `<db>_bench_console`, migrates it, and
 seeds it through `common.ledger.apply.apply_events` in batches of 2,000 (not HTTP;
-tools/bench/console_seed.py): a week of restocks, transfers between 20 warehouses (10 % of them
+tools/bench/focused/console_seed.py): a week of restocks, transfers between 20 warehouses (10 % of them
 losing a few units on the way, 3 % never arriving: stuck in transit), 5 % exact redeliveries, and
 refused events (departures beyond the stock, conflicting halves, invalid payloads) that become
 dead letters. The applied events' `received_at` is then set to their event time (plus two
@@ -38,7 +38,7 @@ import psycopg
 from psycopg import sql
 
 from common.adapters.migrate import DATA_TABLES, migrate
-from tools.bench.console_seed import generate, seed
+from tools.bench.focused.console_seed import generate, seed
 from tools.bench.harness import ROOT
 from tools.procs import free_port
 

@@ -41,7 +41,7 @@ from tools.bench.harness import (
     truncate,
     verdict,
 )
-from tools.bench.ingest import columns_ceiling
+from tools.bench.rows.ingest import columns_ceiling
 from tools.bench.workload import generate
 from tools.procs import free_port, stop_all
 

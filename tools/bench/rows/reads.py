@@ -16,8 +16,8 @@ import contextlib
 from dataclasses import asdict
 
 from tools.bench.harness import Config, Report, Row, log, med, spread, truncate, verdict
+from tools.bench.rows.webhook import cpu, latency
 from tools.bench.servers import NOOP_PATH, STOCK_PATH, Server, seed_stock_keys, single_connection, warm_cache
-from tools.bench.webhook import cpu, latency
 from tools.bench.wrk import STOCK_LUA, WrkResult, paths_file
 
 TARGETS = {"stock_p99_ms": 15.0, "stock_share": 0.50}

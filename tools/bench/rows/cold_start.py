@@ -6,7 +6,7 @@ import of the module and its first invocation with the module's sample event fro
 `infra/events/`. The first invocation includes what Lambda's first request pays too: the
 connection pool's first connection, the Redis client, Pydantic's lazily built validators.
 
-Row 6 of `make bench` (`run`); alone: `python -m tools.bench.cold_start [--runs 3]`.
+Row 6 of `make bench` (`run`); alone: `python -m tools.bench.rows.cold_start [--runs 3]`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the harness imports the service: a measured child must not
     from tools.bench.harness import Config, Report
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS_DIR = ROOT / "infra" / "events"
 
 
@@ -136,7 +136,7 @@ def measure(module: str, event: Path, env: dict[str, str], *, timeout: float = 6
     """One fresh process for `module`; its handler output goes to a log, not to our stdout."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "tools.bench.cold_start", "--child", module, str(event), str(out),
+        cmd = [sys.executable, "-m", "tools.bench.rows.cold_start", "--child", module, str(event), str(out),
                str(time.time_ns())]  # fmt: skip
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout, check=False)
         if proc.returncode != 0 or not out.exists():

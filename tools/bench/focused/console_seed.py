@@ -1,4 +1,4 @@
-"""The console benchmark's data (tools/bench/console.py): a week of a 20-warehouse network, applied
+"""The console benchmark's data (tools/bench/focused/console.py): a week of a 20-warehouse network, applied
 through the ledger into the benchmark's own database.
 
 Restocks, transfers between warehouses (10 % of them losing a few units on the way, 3 % never

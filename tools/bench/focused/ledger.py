@@ -1,6 +1,6 @@
 """apply_events throughput: one batch of 10,000 valid events in one call, median of 5 runs.
 
-    .venv/bin/python -m tools.bench.bench_ledger [--database-url URL] [--runs 5] [--events 10000]
+    .venv/bin/python -m tools.bench.focused.ledger [--database-url URL] [--runs 5] [--events 10000]
 
 Scenarios (fresh keys every run, tables emptied before each run; every outcome must be
 `applied` or the run fails):

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
-from tools.bench import ceiling_sql, cold_start
+from tools.bench import ceiling_sql
 from tools.bench.cpu import pg_backend_cpu
 from tools.bench.harness import (
     LOG_DIR,
@@ -33,6 +33,7 @@ from tools.bench.harness import (
     stdout_to,
     truncate,
 )
+from tools.bench.rows import cold_start
 from tools.bench.workload import Workload, generate, msk_events
 
 TARGETS = {"ingest_share": 0.70}
