@@ -283,3 +283,18 @@ def test_a_time_typed_in_a_filter_is_in_the_operators_zone(api: httpx.Client) ->
     assert p in there and f'value="{local}"' in there and "As of (UTC-03)" in there
     # The same wall-clock time read as UTC is three hours earlier: before the arrival.
     assert p not in api.get(f"/ui/warehouses/{w}", params={"as_of": local}, cookies={"tz": "UTC"}).text
+
+
+def test_a_code_that_changed_or_is_shared_is_shown_not_hidden(api: httpx.Client) -> None:
+    w, other, p = new_id(), new_id(), new_id()
+    old, new = "OLD-" + w[:4].upper(), "NEW-" + w[:4].upper()
+    post(api, envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=1, source=old))
+    post(api, envelope("arrival", movement_id=new_id(), warehouse_id=w, product_id=p, quantity=1, source=new))
+    post(
+        api,
+        envelope("arrival", movement_id=new_id(), warehouse_id=other, product_id=p, quantity=1, source=new),
+    )
+    page = html(api, f"/ui/warehouses/{w}")
+    assert f"Warehouse {w} was seen with more than one code: {new}, {old}." in page
+    assert f"Code {new} is claimed by more than one warehouse" in page and other in page
+    assert f"Code {new} is claimed by more than one warehouse" in html(api, "/ui/warehouses")
