@@ -207,9 +207,9 @@
       }
       var body = answer.body || {};
       var count = (body.resolved_ids || body.results || []).length;
-      say(t("js.bulk_done", { action: label, count: count }), "ok");
+      var done = t("js.bulk_done", { action: label, count: count }) + (body.more ? " " + t("js.bulk_more") : "");
       await loadRows();
-      say(t("js.bulk_done", { action: label, count: count }), "ok");
+      say(done, "ok");
     } catch (error) {
       say(t("js.bulk_failed", { action: label, error: error }), "error");
     } finally {
