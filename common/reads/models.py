@@ -258,6 +258,10 @@ class WarehouseEntry(BaseModel):
 
 
 class WarehouseDirectory(BaseModel):
+    """Every warehouse with stock or a known code, most recently updated first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": examples(WarehouseEntry)}]})
+
     items: list[WarehouseEntry]
 
 

@@ -242,6 +242,14 @@ def last_movements(
 # --- one product everywhere --------------------------------------------------------------------
 
 
+def nowhere(product_id: UUID) -> ProductStock:
+    """A product no applied event named, as the API answers it: nothing anywhere, total 0."""
+    return ProductStock(
+        product_id=product_id, warehouses=[], on_hand=0, in_transit=[], in_transit_movements=0,
+        in_transit_units=0, total=0,
+    )  # fmt: skip
+
+
 def product_stock(
     conn: psycopg.Connection, product_id: UUID, *, in_transit_limit: int = PRODUCT_IN_TRANSIT_LIMIT
 ) -> ProductStock | None:

@@ -45,7 +45,13 @@ from common.reads.models import (
 )
 from common.reads.movements import list_movements, parse_duration
 from common.reads.search import search
-from common.reads.stock import BeforeRetainedLog, product_prefix_range, product_stock, warehouse_stock
+from common.reads.stock import (
+    BeforeRetainedLog,
+    nowhere,
+    product_prefix_range,
+    product_stock,
+    warehouse_stock,
+)
 from common.reads.warehouses import directory
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
@@ -291,9 +297,6 @@ def _one(rejected_event_id: int) -> RejectedEventView | None:
     summary="A product in every warehouse and in transit",
     response_model=ProductStock,
     responses={
-        404: doc(
-            ErrorBody, "No applied event names this product.", {"detail": "product 4705204f-... not found"}
-        ),
         422: doc(
             InvalidRequest,
             "The product id is not a UUID.",
@@ -301,13 +304,12 @@ def _one(rejected_event_id: int) -> RejectedEventView | None:
         ),
     },
 )
-def get_product_stock(request: Request, product_id: UUID) -> Response:
+def get_product_stock(product_id: UUID) -> Response:
     """On hand per warehouse (with each warehouse's code), the movements of it in transit (departed,
-    not arrived: listed oldest first, at most 100, all counted and summed) and the total of both."""
+    not arrived: listed oldest first, at most 100, all counted and summed) and the total of both. A
+    product no applied event named is nowhere: empty lists, total 0."""
     with get_pool().connection() as conn:
-        found = product_stock(conn, product_id)
-    if found is None:
-        return error_response(404, f"product {product_id} not found", request=request)
+        found = product_stock(conn, product_id) or nowhere(product_id)
     return Response(found.model_dump_json(), media_type="application/json")
 
 
@@ -316,7 +318,14 @@ def get_product_stock(request: Request, product_id: UUID) -> Response:
     tags=["stock"],
     summary="The warehouse directory: codes learnt from events",
     response_model=WarehouseDirectory,
-    responses=CSV_RESPONSE,
+    responses={
+        **CSV_RESPONSE,
+        422: doc(
+            InvalidRequest,
+            "`format` is neither json nor csv.",
+            invalid_example("format", "Input should be 'json' or 'csv'", "literal_error"),
+        ),
+    },
 )
 def list_warehouses(request: Request, format: Format = None) -> Response:
     """Every warehouse with stock or a known code, most recently updated first: the code last seen
@@ -330,7 +339,17 @@ def list_warehouses(request: Request, format: Format = None) -> Response:
 
 
 @router.get(
-    SEARCH_PATH, tags=["stock"], summary="Find warehouses, products, movements", response_model=SearchResult
+    SEARCH_PATH,
+    tags=["stock"],
+    summary="Find warehouses, products, movements",
+    response_model=SearchResult,
+    responses={
+        422: doc(
+            InvalidRequest,
+            "`q` is missing, empty or over 100 characters.",
+            invalid_example("q", "Field required", "missing"),
+        )
+    },
 )
 def find(
     q: Annotated[

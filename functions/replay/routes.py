@@ -203,7 +203,11 @@ class Replayed(BaseModel):
     more: bool = Field(description=f"The call stopped at {workflow.MAX_BULK}: call again for the rest.")
 
 
+_NOT_JSON: dict[int | str, dict[str, object]] = {
+    400: doc(ErrorBody, "The body is not JSON.", {"detail": "There was an error parsing the body"})
+}
 _BULK_RESPONSES: dict[int | str, dict[str, object]] = {
+    **_NOT_JSON,
     401: _RESPONSES[401],
     422: doc(
         InvalidRequest,
@@ -217,7 +221,7 @@ _BULK_RESPONSES: dict[int | str, dict[str, object]] = {
     RESOLVE_PATH,
     summary="Resolve one dead letter with a note",
     response_model=Resolved,
-    responses=_RESPONSES,
+    responses={**_NOT_JSON, **_RESPONSES},
     dependencies=[Depends(require_operator)],
 )
 async def resolve_rejected_event(

@@ -55,8 +55,14 @@ def test_product_stock_per_warehouse_in_transit_and_total(api: httpx.Client) -> 
     )
 
 
-def test_unknown_product_is_404_and_a_bad_id_422(api: httpx.Client) -> None:
-    assert api.get(f"/api/v1/products/{new_id()}/stock").status_code == 404
+def test_an_unknown_product_is_nowhere_and_a_bad_id_422(api: httpx.Client) -> None:
+    nowhere = api.get(f"/api/v1/products/{new_id()}/stock")
+    assert nowhere.status_code == 200
+    assert (nowhere.json()["warehouses"], nowhere.json()["in_transit"], nowhere.json()["total"]) == (
+        [],
+        [],
+        0,
+    )
     assert api.get("/api/v1/products/not-a-uuid/stock").status_code == 422
 
 
