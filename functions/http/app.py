@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.adapters import observability
-from functions.http.docs import COMMON_RESPONSES, add_schemas
+from functions.http.docs import COMMON_RESPONSES, add_schemas, add_security_schemes
 from functions.http.errors import on_database_unavailable, on_validation_error
+from functions.http.guards import OPERATOR_ROUTES, WEBHOOK_ROUTE
 from functions.http.lean import LeanPath
 from functions.http.offline_docs import docs_router
 
@@ -158,4 +159,5 @@ def make_app(
     app.add_exception_handler(psycopg.OperationalError, on_database_unavailable)
     app.add_middleware(RequestContextMiddleware)
     add_schemas(app, schema_models)
+    add_security_schemes(app, OPERATOR_ROUTES, WEBHOOK_ROUTE)
     return app

@@ -440,6 +440,8 @@ REQUIRED_PARAMETERS = {
     "DbSecretArn": "arn:aws:secretsmanager:eu-central-1:111122223333:secret:warehouse-stock/db-AbCdEf",
     "WebhookTokenSecretArn": "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/webhook-AbCdEf",
     "MskClusterArn": "arn:aws:kafka:eu-central-1:111122223333:cluster/warehouse/0c1f2e3d-1",
+    # OperatorAuth=Token, the default, needs the operator token's secret.
+    "OperatorTokenSecretArn": "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/operator-AbCdEf",
 }
 OPERATOR_SECRET = "arn:aws:secretsmanager:eu-central-1:111122223333:secret:ws/operator-AbCdEf"
 OPERATOR_ROUTES = {
@@ -587,7 +589,11 @@ def test_every_stage_requires_a_webhook_token_secret(template) -> None:
 @pytest.mark.parametrize(
     ("overrides", "refused"),
     [
-        ({"OperatorAuth": "Token"}, ["OperatorTokenSecretArn is required when OperatorAuth is Token"]),
+        (
+            {"OperatorAuth": "Token", "OperatorTokenSecretArn": ""},
+            ["OperatorTokenSecretArn is required when OperatorAuth is Token"],
+        ),
+        ({}, []),
         (
             {"OperatorAuth": "Token", "OperatorTokenSecretArn": REQUIRED_PARAMETERS["WebhookTokenSecretArn"]},
             ["the operator token must not be the producers' webhook token"],
@@ -661,8 +667,19 @@ def test_operator_routes_are_authorized_in_every_mode(template, mode) -> None:
 
 
 def test_default_deploy_leaves_no_operator_route_open(template) -> None:
-    assert template["Parameters"]["OperatorAuth"]["Default"] == "IAM"
+    """The default, Token, works from a browser and from scripts: the functions require the operator
+    token (one secret, required at deploy), and a deploy without it is refused."""
+    assert template["Parameters"]["OperatorAuth"]["Default"] == "Token"
+    without = Deployed(template, OperatorTokenSecretArn="")
+    assert without.failed_rules() == ["OperatorTokenSecretArn is required when OperatorAuth is Token"]
     deployed = Deployed(template)
+    for function in set(OPERATOR_ROUTES.values()):
+        assert deployed.environment(function)["OPERATOR_AUTH"] == "token", function
+        assert deployed.environment(function)["OPERATOR_TOKEN_SECRET_ARN"] == OPERATOR_SECRET, function
+
+
+def test_iam_mode_hands_out_exactly_the_operator_routes(template) -> None:
+    deployed = Deployed(template, OperatorAuth="IAM")
     assert all(op["security"] == [{"OperatorAuthorizer": []}] for op in deployed.operations().values())
     # IAM callers get exactly the operator routes from the policy the stack hands out.
     policy = deployed.resources()["OperatorInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
@@ -714,9 +731,9 @@ def test_sam_keeps_the_operator_authorizer_when_it_merges_the_routes() -> None:
             assert "security" not in op, (method, path)
     # ...and CloudFormation resolves that body into the authorizer of the chosen mode.
     assert (
-        Deployed(expanded).resolve(body["components"])["securitySchemes"]["OperatorAuthorizer"][
-            "x-amazon-apigateway-authtype"
-        ]
+        Deployed(expanded, OperatorAuth="IAM").resolve(body["components"])["securitySchemes"][
+            "OperatorAuthorizer"
+        ]["x-amazon-apigateway-authtype"]
         == "awsSigv4"
     )
 
@@ -770,7 +787,9 @@ def test_each_role_reads_only_the_secrets_it_needs(template, resources) -> None:
     }
     # With a gateway authorizer nobody reads an operator token; the proxy role exists only with
     # the proxy and reads the database secret alone.
-    default = _secret_access(Deployed(template, DbProxy="Create", DbProxyTargetInstanceId="db1"))
+    default = _secret_access(
+        Deployed(template, OperatorAuth="IAM", DbProxy="Create", DbProxyTargetInstanceId="db1")
+    )
     assert default["OperatorFunctionRole"] == {"DbSecretArn"}
     assert default["DatabaseProxyRole"] == {"DbSecretArn"}
     assert "OperatorTokenSecretArn" not in set().union(*default.values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -236,6 +237,39 @@ def test_dead_letters_listed_shown_in_the_console_and_replayed(functions) -> Non
     assert status == 200, body
     assert json.loads(body)["status"] == "applied"
     assert stock(functions, warehouse, product) == 12 - 5
+
+
+def test_console_dead_letter_page_with_the_default_operator_auth(functions) -> None:
+    """docs/deployment.md's default, OperatorAuth=Token: the functions get OPERATOR_AUTH=token and the
+    operator token (from OperatorTokenSecretArn in AWS); the operator opens /ui/dead-letters, types
+    the token into its box, and the page's script fetches the rows with it as a bearer token."""
+    template = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
+    assert "    Default: Token\n    AllowedValues: [Token, JWT, IAM]" in template
+    warehouse, product = str(uuid.uuid4()), str(uuid.uuid4())
+    assert webhook(functions, envelope("departure", warehouse, product, 3))[0] == 409
+
+    identity = {"accept-encoding": "identity"}
+    page = http_event("apigw_get_stock.json", "GET", "/ui/dead-letters", headers=identity)
+    status, _, body = functions.invoke("ConsoleFunction", page).http()
+    assert status == 200
+    html = body.decode()
+    assert 'data-src="/ui/dead-letters/rows' in html and 'data-token-required="true"' in html
+    assert 'type="password" id="operator-token"' in html
+    (src,) = re.findall(r'<script src="([^"]*dead_letters[^"]*)"', html)
+    script = http_event(
+        "apigw_get_stock.json", "GET", src.split("?")[0], query=src.partition("?")[2], headers=identity
+    )
+    status, _, body = functions.invoke("ConsoleFunction", script).http()
+    assert status == 200 and b'"Bearer " + token()' in body and b"sessionStorage" in body
+
+    rows = load_event("apigw_console_dead_letters.json")
+    for refused in ({}, {"authorization": "Bearer not-the-token"}):
+        asked = copy.deepcopy(rows)
+        asked["headers"] = {k: v for k, v in asked["headers"].items() if k != "authorization"} | refused
+        assert functions.invoke("ConsoleFunction", asked).http()[0] == 401
+    rows["headers"] |= OPERATOR | identity
+    status, _, body = functions.invoke("ConsoleFunction", rows).http()
+    assert status == 200 and product in body.decode()
 
 
 def test_every_function_was_run_from_its_artifact(functions) -> None:
