@@ -800,6 +800,7 @@ def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(temp
     watched = {
         (p["Namespace"], p["MetricName"], p["Dimensions"][0]["Name"], json.dumps(p["Dimensions"][0]["Value"]))
         for p in alarms.values()
+        if "MetricName" in p
     }
     for function in FUNCTIONS:
         for metric in ("Errors", "Throttles"):
@@ -813,7 +814,8 @@ def test_alarms_cover_every_function_the_api_the_consumer_lag_and_the_queue(temp
         "QueueName",
         json.dumps({"Fn::GetAtt": ["IngestFailureQueue", "QueueName"]}),
     ) in watched
-    assert len(alarms) == 2 * len(FUNCTIONS) + 4
+    # + the API's 5xx, the lag, the mapping's state, the dead letters, a failing batch's age, the queue
+    assert len(alarms) == 2 * len(FUNCTIONS) + 6
     for name, props in alarms.items():
         for key in ("AlarmActions", "OKActions"):
             assert props[key] == {
@@ -843,17 +845,61 @@ def test_a_batch_failing_for_long_alarms_on_the_metric_the_handler_emits(templat
     assert template["Parameters"]["FailedBatchRecordAgeAlarmSeconds"]["Default"] <= default_retention / 4
 
 
-def test_offset_lag_alarm_fires_long_before_the_retention_drops_records(template, resources) -> None:
+def test_offset_lag_alarm_fires_within_minutes(template, resources) -> None:
     alarm = resources["IngestOffsetLagAlarm"]["Properties"]
-    retention = template["Parameters"]["KafkaRetentionHours"]
-    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == {"Ref": "KafkaRetentionHours"}
     assert alarm["Statistic"] == "Minimum" and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Threshold"] == {"Ref": "KafkaOffsetLagAlarmThreshold"}
-    for hours in (retention["MinValue"], retention["Default"], retention["MaxValue"]):
-        window = alarm["Period"] * hours
-        assert window * 12 == hours * 3600  # the consumer stuck for 1/12 of the retention
-        # CloudWatch: Period x EvaluationPeriods <= 1 day for periods under an hour.
-        assert alarm["Period"] < 3600 and window <= 86_400
+    # Above the threshold every minute for 5 minutes (it took ~14 h at the defaults before).
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 300
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+    assert template["Parameters"]["KafkaOffsetLagAlarmThreshold"]["Default"] >= 1000
+
+
+def test_a_mapping_that_stops_polling_alarms(resources) -> None:
+    """A mapping not Enabled publishes no OffsetLag: missing data for 10 minutes is the alarm."""
+    alarm = resources["IngestEventSourceMappingStateAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["TreatMissingData"]) == (
+        "OffsetLag",
+        "SampleCount",
+        "breaching",
+    )
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 600
+
+
+def test_dead_letter_alarm_sums_the_metrics_the_handlers_emit(template, resources) -> None:
+    from common.adapters import observability
+
+    alarm = resources["DeadLetterRateAlarm"]["Properties"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    stats = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+    kept = set()
+    for stat in stats:
+        metric = stat["Metric"]
+        assert metric["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+        assert metric["MetricName"] == observability.EVENTS
+        dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        # The dimension set of the EMF line record_outcomes writes, in full.
+        assert set(dims) == {"outcome", "reason", "origin", "service"}
+        assert dims["outcome"] == "rejected" and dims["service"] == environment["POWERTOOLS_SERVICE_NAME"]
+        kept.add((dims["origin"], dims["reason"]))
+    assert kept == {
+        ("kafka", "invalid"),
+        ("kafka", "conflict"),
+        ("kafka", "insufficient_stock"),
+        ("webhook", "conflict"),
+        ("webhook", "insufficient_stock"),
+    }
+    (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert all(stat_id in expression["Expression"] for stat_id in (m["Id"] for m in alarm["Metrics"][1:]))
+
+
+def test_dashboard_shows_the_lag_the_errors_and_the_alarms(resources) -> None:
+    body, variables = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for needle in ("OffsetLag", "Errors", "Throttles", "warehouse_events_total", "5xx",
+                   "ApproximateNumberOfMessagesVisible", "${DeadLetterRateAlarm.Arn}"):  # fmt: skip
+        assert needle in body, needle
+    rendered = re.sub(r"\$\{[^}]+\}", "1", body)
+    assert len(json.loads(rendered)["widgets"]) >= 8
 
 
 @pytest.mark.parametrize(
