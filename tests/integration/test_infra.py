@@ -1055,6 +1055,16 @@ def test_app_settings_follow_env_example(compose) -> None:
         assert key in documented | {"WAIT_TIMEOUT_SECONDS"}, f"{key} is not in .env.example"
     for key in ("KAFKA_TOPIC", "CACHE_TTL_SECONDS", "WEBHOOK_TOKEN", "APP_PORT", "LOG_LEVEL"):
         assert key in app_env
+    # Every other setting reaches the container through .env, which the app service reads.
+    assert compose["services"]["app"]["env_file"] == [{"path": ".env", "required": False}]
+    readme = (ROOT / "README.md").read_text()
+    configuration = readme[readme.index("## Configuration") : readme.index("## Operator commands")]
+    settings = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)`", configuration, re.M))
+    settings |= {
+        n for pair in re.findall(r"^\| `([A-Z0-9_]+)`, `([A-Z0-9_]+)`", configuration, re.M) for n in pair
+    }
+    assert len(settings) > 40
+    assert settings <= documented, f"README settings missing from .env.example: {settings - documented}"
 
 
 def _interpolate(value: str, env: dict[str, str]) -> str:
