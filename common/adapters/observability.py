@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from common.adapters import tracing
 from common.domain.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ def record_outcomes(outcomes: Iterable[Outcome], origin: str) -> None:
     for outcome in outcomes:
         counted, why = outcome.counted_as
         counts[(counted.value, why.value if why else "")] += 1
+    tracing.add_outcome_counts({f"{s}.{r}" if r else s: n for (s, r), n in counts.items()})
     for (status, reason), n in counts.items():
         labels = {"outcome": status, "reason": reason, "origin": origin}
         if _prometheus is not None:
@@ -253,12 +255,13 @@ class LocalContext:
 def lambda_entry(
     service: str, *, correlation_id_path: str | None = None
 ) -> Callable[[LambdaHandler], LambdaHandler]:
-    """Wrap a Lambda handler: Powertools logger context, tracer, and a metrics flush per invocation.
+    """Wrap a Lambda handler: Powertools logger context, an OpenTelemetry span (common.adapters.tracing:
+    one per batch or request), and a metrics flush per invocation.
 
     Used by every function (HTTP and Kafka alike). Built at import time without I/O. A handler
     called without a context (the local poller) gets a stand-in, so it runs the same code path.
     """
-    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools import Logger, Metrics
 
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     powertools_logger = Logger(service=service)
@@ -271,14 +274,12 @@ def lambda_entry(
             source_logger=powertools_logger, include={"common", "functions", "mangum"}
         )
     metrics = Metrics(namespace=namespace(), service=service)
-    tracer = Tracer(service=service)  # disabled outside Lambda and with POWERTOOLS_TRACE_DISABLED
 
     def wrap(handler: LambdaHandler) -> LambdaHandler:
         @powertools_logger.inject_lambda_context(correlation_id_path=correlation_id_path)
-        @tracer.capture_lambda_handler(capture_response=False)
         @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
         def traced(event: dict[str, Any], context: Any) -> Any:
-            with _invocation():
+            with _invocation(), tracing.span(service, {"faas.invocation_id": context.aws_request_id}):
                 return handler(event, context)
 
         @functools.wraps(handler)
