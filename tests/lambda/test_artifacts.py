@@ -41,6 +41,9 @@ W = "9383008f-72c3-4d4d-bb95-396631537fac"
 P = "0c11f209-da2c-4204-9440-39c745ad9ec3"
 M = "e9df3213-87c1-4c89-ac99-4aab250d1c18"
 SAMPLE_MOVEMENT = "c6290746-790e-43fa-8270-014dc90e02e0"
+ROOT = Path(__file__).resolve().parents[2]
+LINT_PYTHON = ROOT / "tools" / "lint" / ".venv" / "bin" / "python"
+PACKAGE_PY = ROOT / "infra" / "lambda" / "package.py"
 
 
 class Functions:
@@ -293,3 +296,38 @@ def test_a_missing_module_fails_the_invoke(built, tmp_path, database_url) -> Non
         answer = function.invoke(load_event("apigw_get_stock.json"))
     assert answer.error == "Runtime.ImportModuleError", answer.result
     assert "redis" in json.dumps(answer.result)
+
+
+def test_the_packaging_check_refuses_what_must_not_ship(built, tmp_path) -> None:
+    """infra/lambda/package.py check (make lint-infra) fails on a test file, an unlisted
+    distribution, a source without bytecode, the console's assets outside the console, and a
+    function over its budget; and passes on the build as it is."""
+    build_dir = tmp_path / "build"
+    subprocess.run(["cp", "-al", str(BUILD_DIR), str(build_dir)], check=True)
+    checker = [str(LINT_PYTHON), str(PACKAGE_PY), "check", str(build_dir)]
+    assert subprocess.run(checker, capture_output=True, timeout=300).returncode == 0
+
+    stock = build_dir / "GetStockFunction"
+    (stock / "tests").mkdir()
+    (stock / "tests" / "test_x.py").write_text("x = 1\n")
+    (stock / "uvicorn-0.54.0.dist-info").mkdir()
+    (stock / "uvicorn-0.54.0.dist-info" / "RECORD").write_text("uvicorn/__init__.py,,\n")
+    (stock / "common" / "late.py").write_text("y = 2\n")
+    vendor = stock / "functions" / "console" / "static" / "vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "redoc.standalone.js").write_text("//")
+    with (build_dir / "IngestFunction" / "ballast.bin").open("wb") as fh:
+        fh.truncate(100_000_000)  # sparse: 100 MB as Lambda would count it
+    done = subprocess.run(checker, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    for expected in (
+        "GetStockFunction: tests/test_x.py must not be shipped",
+        "GetStockFunction: distribution uvicorn is not on its allow-list",
+        "GetStockFunction: common/late.py has no compiled bytecode",
+        "GetStockFunction: functions/console/static/vendor/redoc.standalone.js must not be shipped",
+        "IngestFunction: 176.6 MB unzipped, over its budget",
+    ):
+        assert any(line.startswith(f"package.py check: {expected}") for line in done.stderr.splitlines()), (
+            expected,
+            done.stderr,
+        )
