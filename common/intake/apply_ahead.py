@@ -11,7 +11,7 @@ batches are applied in the order they were polled, each in one transaction, as b
 base64 round trip through the Lambda event shape), in the order `kafka_batch.ordered_records`
 gives a Lambda batch, with the same record identities when given the same cluster name.
 
-The poller's loop with it (what `functions/local_app/poller.py` would do):
+The poller's loop with it (what `functions/local_app/poller/loop.py` would do):
 
     ahead = ApplyAhead()
     while not stopping:
