@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from common.adapters import consumer_lag, observability
@@ -33,14 +34,17 @@ class LagMixin:
     _lag_checked: float
     _lag_logged: float
     _lag_write_failing: bool
+    paused: dict[Any, Any]
+    last_loop_at: datetime | None
 
     def _set_running(self) -> None:
         raise NotImplementedError  # the loop's
 
-    def _maybe_report_lag(self) -> None:
+    def _maybe_report_lag(self) -> bool:
+        """Report when the interval is up; whether it did."""
         now = time.monotonic()
         if now - self._lag_checked < self._lag_interval:
-            return
+            return False
         self._lag_checked = now
         consumer = self._consumer
         partitions = list(consumer.assignment())
@@ -53,20 +57,33 @@ class LagMixin:
                 # The fetch position is the next offset to apply: poll() moves it past what it
                 # returned, a commit follows each applied batch, a failed batch seeks it back.
                 position = _position(consumer, tp)
-                end = ends.get(tp, position if position is not None else 0)
+                # read_committed: end_offsets is the last stable offset; the high watermark of the
+                # last fetch also counts the records an open transaction holds back (that wait is lag).
+                end = max(ends.get(tp, position if position is not None else 0), _highwater(consumer, tp))
                 by_partition[f"{tp.topic}-{tp.partition}"] = max(
                     0, end - (position if position is not None else end)
                 )
                 done = committed.get(tp)
                 behind = max(0, end - (done if done is not None else position if position is not None else 0))
-                rows.append(consumer_lag.PartitionReport(tp.topic, tp.partition, done, end, behind))
+                pause = self.paused.get(tp)
+                rows.append(
+                    consumer_lag.PartitionReport(
+                        tp.topic,
+                        tp.partition,
+                        done,
+                        end,
+                        behind,
+                        pause.offset if pause else None,
+                        pause.reason[:500] if pause else None,
+                        pause.since if pause else None,
+                    )  # fmt: skip
+                )
         self.lag_by_partition = by_partition
         self.lag = sum(by_partition.values())
         if self.state in ("connecting", "disconnected"):  # the broker answered; "retrying" is the DB
             self._set_running()
         observability.set_poller_lag(self.lag)
-        if rows:
-            self._write_lag(rows)
+        self._write_lag(rows)
         if now - self._lag_logged >= self._lag_log_interval:
             self._lag_logged = now
             logger.info(
@@ -77,6 +94,7 @@ class LagMixin:
                 self.batches,
                 self.records,
             )
+        return True
 
     def _committed(self, partitions: list[Any]) -> dict[Any, int]:
         """The group's committed offsets (None when the admin client cannot tell)."""
@@ -97,7 +115,15 @@ class LagMixin:
 
             with get_pool().connection(timeout=LAG_WRITE_POOL_TIMEOUT_SECONDS) as conn:
                 # Bounded: a locked or slow table must not hold the loop (the pool sets no limits).
-                consumer_lag.upsert(conn, self.settings.kafka_group_id, self.consumer_name, rows)
+                if rows:
+                    consumer_lag.upsert(conn, self.settings.kafka_group_id, self.consumer_name, rows)
+                consumer_lag.report_poller(
+                    conn,
+                    self.consumer_name,
+                    self.settings.kafka_group_id,
+                    self.state,
+                    self.last_loop_at or datetime.now(UTC),
+                )
         except Exception as exc:  # monitoring must never disturb ingestion
             level = logging.DEBUG if self._lag_write_failing else logging.WARNING
             self._lag_write_failing = True
@@ -111,3 +137,10 @@ class LagMixin:
         if self._lag_write_failing:
             self._lag_write_failing = False
             logger.info("writing consumer_lag works again")
+
+
+def _highwater(consumer: Any, tp: Any) -> int:
+    try:
+        return int(consumer.highwater(tp) or 0)
+    except Exception:  # not fetched yet
+        return 0
