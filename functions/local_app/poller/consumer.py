@@ -10,6 +10,7 @@ from typing import Any
 from common.adapters import kafka_access
 from common.adapters import kafka_settings as kafka_client
 from common.adapters.config import Settings
+from functions.local_app.poller import undecodable
 
 logger = logging.getLogger("functions.local_app.poller")  # one logger for the package
 
@@ -124,6 +125,7 @@ class ConsumerMixin:
                 **self._consumer_config,
             )
             consumer = KafkaConsumer(**config)
+            undecodable.guard(consumer)  # a batch it cannot decode pauses its partition, no spin
             kafka_client.disable_topic_auto_creation(consumer)
             consumer.subscribe([s.kafka_topic])
         except BaseException:

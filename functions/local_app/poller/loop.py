@@ -8,10 +8,11 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from common.adapters import consumer_lag, observability
 from common.adapters import kafka_settings as kafka_client
-from common.adapters import observability
 from common.adapters.config import Settings
 from common.intake import kafka_records as kafka_batch
 from common.intake.apply_ahead import ApplyAhead, ApplyFailed, decode_polled
@@ -23,8 +24,10 @@ from functions.local_app.poller.consumer import (
     _partitions_of,
     _quietly_close,
 )
+from functions.local_app.poller.control import ControlMixin, Pause
 from functions.local_app.poller.lag import LagMixin
 from functions.local_app.poller.positions import PositionsMixin
+from functions.local_app.poller.undecodable import UndecodableBatch
 
 logger = logging.getLogger("functions.local_app.poller")  # one logger for the package
 
@@ -47,7 +50,7 @@ def _default_handler() -> Handler:
     return handler
 
 
-class Poller(ConsumerMixin, PositionsMixin, LagMixin):
+class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
     """The consume-apply-commit loop, in a daemon thread (`start`) or the caller's (`run`).
 
     `state` is one of: created, connecting, running, disconnected (the broker is unreachable),
@@ -76,6 +79,7 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
         self._max_backoff = max_backoff
         self._consumer_config = consumer_config or {}
         self._stop = threading.Event()
+        self.stopped = threading.Event()  # set once `run` has closed everything
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._admin: Any = None
@@ -100,6 +104,11 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
         self.last_error: str | None = None
         # (topic, partition, reason) of every re-positioning, oldest first (also a metric).
         self.resets: list[tuple[str, int, str]] = []
+        # Partitions paused on a batch this poller cannot decode, until an operator answers.
+        self.paused: dict[Any, Pause] = {}
+        self.last_loop_at: datetime | None = None
+        self._commands_checked = 0.0
+        self._heartbeat_at = 0.0
 
     @property
     def status(self) -> str:
@@ -173,12 +182,15 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
                         # rebuilt, restarting from the committed offsets.
                         self._close(leave=False)
                     self._backoff(failures, "disconnected")
+                self._loop_finished()  # the watchdog's heartbeat, failed iterations included
         finally:
             self.state = "stopping"
             self._close(leave=True)
+            self._forget_poller()
             if self._ahead is not None:
                 self._ahead.close()
             self.state = "stopped"
+            self.stopped.set()
             logger.info("kafka poller stopped: %d batches, %d records", self.batches, self.records)
 
     def _step(self) -> None:
@@ -201,13 +213,18 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
             self._finish_in_flight()
             self._truncated(exc.divergent_offsets)
             return
+        except UndecodableBatch as exc:  # that partition stops; the others go on
+            self._pause(exc)
+            self._maybe_report_lag()
+            return
         if polled:
             polled = self._verified(polled)
         if self._ahead is not None:
             self._apply_ahead(polled)
         elif polled:
             self._apply(polled)
-        self._maybe_report_lag()
+        # Every lag interval the commands for partitions held but not paused are answered too.
+        self._maybe_obey(force=self._maybe_report_lag())
 
     def _apply_ahead(self, polled: dict[Any, list[Any]]) -> None:
         """Decode this poll while the batch in flight commits; then commit that one, submit this one."""
@@ -307,6 +324,24 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
                 offsets[tp] = OffsetAndMetadata(last.offset + 1, metadata, epoch)
         return offsets
 
+    def _commit_offsets_at(self, tp: Any, offset: int) -> None:
+        """Commit `offset` for one partition (a skipped batch), with the topic's id."""
+        from kafka.structs import OffsetAndMetadata
+
+        topic_id = self._topic_ids.get(tp.topic)
+        metadata = f"{TOPIC_ID_PREFIX}{topic_id}" if topic_id else ""
+        self._commit({tp: OffsetAndMetadata(offset, metadata, -1)})
+
+    def _forget_poller(self) -> None:
+        """A clean stop: this poller is no longer reported by /ready (best effort)."""
+        try:
+            from common.adapters.db import get_pool
+
+            with get_pool().connection(timeout=0.5) as conn:
+                consumer_lag.forget_poller(conn, self.consumer_name)
+        except Exception:
+            logger.debug("forgetting the poller's status row failed", exc_info=True)
+
     def _rewind(self, polled: dict[Any, list[Any]]) -> None:
         """Seek every partition of a failed batch back to its first record."""
         if self._consumer is None:  # closed meanwhile: a new consumer resumes from the commits
@@ -343,6 +378,7 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin):
         consumer, self._consumer = self._consumer, None
         admin, self._admin = self._admin, None
         self._checked = set()  # a new consumer resumes from committed offsets: check them again
+        self._forget_pauses()
         if consumer is not None:
             try:
                 # close() sends LeaveGroup (dynamic membership), so the partitions move at once
