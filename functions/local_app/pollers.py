@@ -21,8 +21,8 @@ from common.adapters import consumer_lag
 from common.adapters.config import get_settings
 from common.adapters.db import get_pool
 from common.reads.summary import LAG_FRESH_SECONDS
-from functions.http.docs import doc
-from functions.http.errors import ErrorBody, error_response
+from functions.http.docs import doc, invalid_example
+from functions.http.errors import ErrorBody, InvalidRequest, error_response
 from functions.http.guards import require_operator
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ def _request(topic: str, partition: int, action: str) -> tuple[int | None, int |
             ErrorBody,
             "The operator's token is missing or wrong.",
             {"detail": "missing or wrong bearer token"},
+        ),
+        422: doc(
+            InvalidRequest,
+            "The topic, partition or action is not one a partition can have.",
+            invalid_example("action", "Input should be 'resume' or 'skip'", "literal_error"),
         ),
         409: doc(
             ErrorBody,
