@@ -92,7 +92,14 @@ def poller_lag(conn: psycopg.Connection, *, in_lambda: bool = False) -> PollerLa
     """The local pollers' latest reports, when fresh; in AWS, also where to look instead."""
     partitions = [
         PartitionLag(
-            group_id=r.group_id, topic=r.topic, partition=r.partition, lag=r.lag, reported_at=r.reported_at
+            group_id=r.group_id,
+            topic=r.topic,
+            partition=r.partition,
+            lag=r.lag,
+            reported_at=r.reported_at,
+            paused_offset=r.paused_offset,
+            paused_reason=r.paused_reason,
+            paused_since=r.paused_since,
         )
         for r in consumer_lag.fresh(conn, LAG_FRESH_SECONDS)
     ]
