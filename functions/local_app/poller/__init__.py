@@ -1,13 +1,19 @@
 """Local stand-in for the Lambda event source mapping: a Kafka consumer feeding the same core.
 
-Each poll is one batch. By default each poll becomes an event of the MSK shape (records grouped by
-"topic-partition", base64 values) and goes to `functions.ingest_kafka.handler.handler(event,
-None)`, exactly what Lambda would call. With `KAFKA_APPLY_AHEAD=true` (and no `handler` given) the
-poller instead decodes batch N+1 while batch N commits on a thread of its own
-(`common.intake.apply_ahead.ApplyAhead`: one batch in flight, batches applied in poll order, each in
-one transaction, the same record identities as the handler's). It is off by default: on the
-2-core development machine an interleaved A/B showed no gain beyond the run-to-run noise
-(docs/performance.md), and off, the local path runs the very handler Lambda runs.
+Each poll is one batch. By default it goes to the ledger straight from the client's records
+(`common.intake.kafka_records.ingest_consumer_records`: the record-level step the Lambda handler's
+MSK-event path ends in too, without building an event and decoding its base64 again; a `handler`
+given to the Poller gets the MSK-shaped event instead, as Lambda would). With
+`KAFKA_APPLY_AHEAD=true` (and no `handler` given) the poller decodes batch N+1 while batch N
+commits on a thread of its own (`common.intake.apply_ahead.ApplyAhead`: one batch in flight,
+batches applied in poll order, each in one transaction, the same record identities). It is off by
+default: on the 2-core development machine an interleaved A/B showed no gain beyond the
+run-to-run noise (docs/performance.md).
+
+A batch the client cannot decode pauses its partition only (`undecodable`, `control`): reported
+in the log, `warehouse_poller_paused_partitions`, /ready and the console, until an operator
+resumes it or skips the batch (a dead letter). A watchdog in `make run`'s supervisor restarts a
+poller whose loop stopped finishing iterations; SIGTERM ends a poller within seconds.
 
 Offsets are committed only after the batch was applied, and exactly the next offset per
 partition; when applying raises (PostgreSQL down, lost races beyond the retries) nothing is
@@ -43,7 +49,8 @@ Every lag interval the lag per partition is exported (`warehouse_poller_lag`) an
 into `consumer_lag` for the console (best effort).
 
 The package: `loop` (the Poller: consume, apply, commit), `consumer` (connecting, the client),
-`positions` (where to read from), `lag` (lag reporting), `__main__` (the standalone process).
+`positions` (where to read from), `lag` (lag reporting), `undecodable` and `control` (a batch the
+client cannot decode, pauses, the operator's commands, the heartbeat), `__main__` (the process).
 
 Run standalone with `python -m functions.local_app.poller` (SIGTERM/SIGINT stop it gracefully:
 the current batch finishes, its offsets are committed, the consumer leaves the group).

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -41,15 +42,6 @@ def build_event(
     return kafka_batch.lambda_event(polled, bootstrap_servers=bootstrap_servers, cluster_id=cluster_id)
 
 
-def _default_handler() -> Handler:
-    # The local app exports metrics through Prometheus; Powertools' EMF lines on stdout after
-    # every batch would only be noise there (a deployment can still set it to "false").
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from functions.ingest_kafka.handler import handler
-
-    return handler
-
-
 class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
     """The consume-apply-commit loop, in a daemon thread (`start`) or the caller's (`run`).
 
@@ -73,7 +65,8 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
         self.settings = settings
         # Apply ahead when asked for, unless a handler is given (tests give one to script it).
         self._ahead = ApplyAhead() if handler is None and settings.kafka_apply_ahead else None
-        self._handler = handler or (None if self._ahead else _default_handler())
+        # None: the batch goes to the ledger straight from the client's records (no MSK event).
+        self._handler = handler
         self._lag_interval = lag_interval
         self._lag_log_interval = lag_log_interval
         self._max_backoff = max_backoff
@@ -271,12 +264,25 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
         self._commit(offsets)
 
     def _apply(self, polled: dict[Any, list[Any]]) -> None:
-        """The batch through the Lambda handler, in turn (no apply ahead): commit once it returned."""
-        assert self._handler is not None
-        event = build_event(polled, self.settings.kafka_bootstrap_servers, self.cluster_id)
+        """The batch applied in turn (no apply ahead): commit once it was.
+
+        Straight from the client's records (`kafka_records.ingest_consumer_records`: the same
+        record-level step as the Lambda handler's, without building an MSK event and decoding
+        its base64 again); through `handler` with the MSK-shaped event when one was given.
+        """
+        started = time.perf_counter()
         try:
-            self._handler(event, None)
+            if self._handler is not None:
+                self._handler(
+                    build_event(polled, self.settings.kafka_bootstrap_servers, self.cluster_id), None
+                )
+            else:
+                result = kafka_batch.ingest_consumer_records(polled, self._record_cluster())
+                observability.record_kafka_batch(True, result.seconds)
+                logger.debug("kafka batch applied: %s", result.summary())
         except Exception as exc:
+            if self._handler is None:
+                observability.record_kafka_batch(False, time.perf_counter() - started)
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             logger.warning(
