@@ -37,6 +37,12 @@ KAFKA_BATCH_SECONDS = "warehouse_kafka_batch_seconds"
 HTTP_REQUEST_SECONDS = "http_request_duration_seconds"
 POLLER_LAG = "warehouse_poller_lag"
 POLLER_OFFSET_RESETS = "warehouse_poller_offset_resets_total"
+# A partition stopped on a batch the poller cannot decode (1 while paused), and the pauses so far.
+POLLER_PAUSED = "warehouse_poller_paused_partitions"
+POLLER_UNDECODABLE = "warehouse_poller_undecodable_batches_total"
+# When each poller's loop last finished an iteration (unix seconds); restarts of a stalled one.
+POLLER_LAST_LOOP = "warehouse_poller_last_loop_timestamp_seconds"
+POLLER_STALL_RESTARTS = "warehouse_poller_stall_restarts_total"
 # Age of the oldest record of a Kafka batch that failed (CloudWatch only): alarm on it well before
 # the topic's retention, when records of a batch that keeps failing would start to expire.
 KAFKA_FAILED_BATCH_RECORD_AGE = "warehouse_kafka_failed_batch_oldest_record_age_seconds"
@@ -54,6 +60,10 @@ class _Prometheus:
     http_seconds: Any
     poller_lag: Any
     offset_resets: Any
+    paused: Any
+    undecodable: Any
+    last_loop: Any
+    stall_restarts: Any
 
 
 _prometheus: _Prometheus | None = None
@@ -98,6 +108,26 @@ def enable_prometheus() -> None:
             POLLER_OFFSET_RESETS.removesuffix("_total"),
             "Times a poller found its position outside a partition (e.g. a recreated topic) and reset it.",
             ["topic", "partition", "reason"],
+        ),
+        paused=Gauge(
+            POLLER_PAUSED,
+            "1 while a poller holds a partition paused on a batch it cannot decode (resume or skip it).",
+            ["topic", "partition"],
+            multiprocess_mode="livesum",
+        ),
+        undecodable=PCounter(
+            POLLER_UNDECODABLE.removesuffix("_total"),
+            "Record batches a poller could not decode (its partition was paused).",
+            ["topic", "partition"],
+        ),
+        last_loop=Gauge(
+            POLLER_LAST_LOOP,
+            "When the poller's loop last finished an iteration (unix time), one series per poller process.",
+            multiprocess_mode="liveall",
+        ),
+        stall_restarts=PCounter(
+            POLLER_STALL_RESTARTS.removesuffix("_total"),
+            "Pollers restarted by the supervisor because their loop stopped finishing iterations.",
         ),
     )
 
@@ -209,6 +239,26 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
 def set_poller_lag(lag: int) -> None:
     if _prometheus is not None:
         _prometheus.poller_lag.set(lag)
+
+
+@_never_raises
+def set_poller_paused(topic: str, partition: int, paused: bool) -> None:
+    if _prometheus is not None:
+        _prometheus.paused.labels(topic=topic, partition=str(partition)).set(1 if paused else 0)
+        if paused:
+            _prometheus.undecodable.labels(topic=topic, partition=str(partition)).inc()
+
+
+@_never_raises
+def set_poller_loop_finished(unix_seconds: float) -> None:
+    if _prometheus is not None:
+        _prometheus.last_loop.set(unix_seconds)
+
+
+@_never_raises
+def count_stall_restart() -> None:
+    if _prometheus is not None:
+        _prometheus.stall_restarts.inc()
 
 
 @_never_raises
