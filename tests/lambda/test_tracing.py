@@ -14,6 +14,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from common.adapters import tracing
+from common.adapters.tracing import spans
 from functions.ingest_kafka.handler import handler as ingest_handler
 from tests.e2e.support import PROJECT_ROOT
 
@@ -87,4 +88,4 @@ def test_no_endpoint_no_tracing(monkeypatch: pytest.MonkeyPatch, database_url: s
     tracing.reset()
     assert not tracing.enabled()
     assert ingest_handler(sample_batch(), None) == {"batchItemFailures": []}
-    assert tracing._provider is None  # the SDK was never set up
+    assert spans._provider is None  # the SDK was never set up
