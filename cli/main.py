@@ -15,10 +15,10 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from cli import dead_letters, demo, lookup, migrations, reconcile, redrive, replay, retention
+from cli import dead_letters, demo, lookup, migrations, poller, reconcile, redrive, replay, retention
 from cli.failures import describe
 
-COMMANDS = (migrations, replay, dead_letters, reconcile, retention, redrive, lookup, demo)
+COMMANDS = (migrations, replay, dead_letters, reconcile, retention, redrive, poller, lookup, demo)
 
 
 class Parser(argparse.ArgumentParser):
