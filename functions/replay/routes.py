@@ -26,7 +26,7 @@ from common.domain.outcomes import Reason, Status
 from common.ledger.use_cases import replay
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response
-from functions.http.guards import require_operator
+from functions.http.guards import CROSS_SITE_DETAIL, require_operator, require_same_site
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,11 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
         "the request did not pass the API Gateway's authorizer. The webhook's token is never accepted.",
         {"detail": "missing or wrong bearer token"},
     ),
+    403: doc(
+        ErrorBody,
+        "A browser's request from another site's page (Origin, Sec-Fetch-Site) not in TRUSTED_ORIGINS.",
+        {"detail": CROSS_SITE_DETAIL},
+    ),
     404: doc(
         ErrorBody,
         "No dead letter has this id.",
@@ -86,7 +91,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     summary="Replay one dead letter",
     response_model=ReplayAnswer,
     responses=_RESPONSES,
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def replay_rejected_event(
     request: Request, rejected_event_id: Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import psycopg
 import pytest
@@ -239,7 +239,7 @@ def test_a_statement_timeout_in_a_large_group_is_not_fanned_out_into_single_tran
     (503 over HTTP), and no 40 more transactions are run against a database already too slow."""
     calls: list[int] = []
 
-    def timed_out(items: list[IncomingEvent]) -> list[Outcome]:
+    def timed_out(items: Sequence[IncomingEvent]) -> list[Outcome]:
         calls.append(len(items))
         raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
 
@@ -257,7 +257,9 @@ def test_a_statement_timeout_in_a_large_group_is_not_fanned_out_into_single_tran
     assert calls == [1, 39], calls
 
 
-def test_a_race_still_lost_after_the_retries_is_a_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_race_still_lost_after_the_retries_is_a_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The documented answer to "lost races beyond the retries": 503 Retry-After, not a 500."""
     from starlette.testclient import TestClient
 
