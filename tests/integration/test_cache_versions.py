@@ -102,8 +102,16 @@ def test_a_dropped_generation_key_is_re_created_with_a_new_token(redis_client: r
 READER = """
 import asyncio, json, sys
 from uuid import UUID
+from common.adapters.db_async import close_async_pool
 from common.reads.stock_and_movements import read_stock_json
-print(json.loads(asyncio.run(read_stock_json(UUID(sys.argv[1]), UUID(sys.argv[2]))))["quantity"])
+
+async def main():
+    try:
+        return await read_stock_json(UUID(sys.argv[1]), UUID(sys.argv[2]))
+    finally:
+        await close_async_pool()  # an async pool left open can hang the interpreter's exit
+
+print(json.loads(asyncio.run(main()))["quantity"])
 """
 
 
