@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from tools.chaos import procs
+from tools import procs
 from tools.corpus import (
     CROSS_SITE_HEADERS,
     WEBHOOK_CONTENT_TYPES,
