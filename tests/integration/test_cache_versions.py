@@ -132,7 +132,8 @@ def test_a_bump_that_timed_out_once_does_not_let_another_process_serve_the_old_v
     assert read_in_another_process(warehouse, product, database_url, redis_url) == 5  # cached there
     assert redis_client.exists(f"val:{cache.stock_name(warehouse, product)}")
 
-    real_bump, failures = cache._bump_script, []
+    real_bump = cache._bump_script
+    failures: list[int] = []
 
     def times_out_once(**kwargs: object) -> object:
         if not failures:
