@@ -211,11 +211,14 @@ async def ping() -> str:
 def invalidate(names: Iterable[str]) -> None:
     """Bump the versions of `names`; call only after the writing transaction committed.
 
-    If the bump fails (Redis down, frozen or unreachable) this process owes a new cache
-    generation: until Redis takes the generation bump, which makes every entry cached before it
-    unreachable, this process answers reads from PostgreSQL. It tries again on its next write and,
-    at most once a second, on a read. Another process (a Lambda container) could still serve an
-    entry cached before the outage, for at most CACHE_TTL_SECONDS.
+    Every process reads the same version keys, so a bump that lands retires the old entries for all
+    of them. A bump that fails is tried again before the write is answered (BUMP_RETRY_DELAYS, a
+    third of a second of pauses: a timed-out or dropped connection, a failover), then as a bump of
+    the whole cache generation, which retires every entry at once. Only if Redis refuses all of
+    that (it is down, frozen or cut off from this process) does the write go unbumped: this process
+    then owes a new generation and answers reads from PostgreSQL until Redis takes it (tried on its
+    next write and, at most once a second, on a read), while another process that still reaches
+    Redis may serve an entry cached before the write, for at most CACHE_TTL_SECONDS.
     """
     global _owes_generation
     keys = [f"ver:{name}" for name in names]
@@ -223,11 +226,22 @@ def invalidate(names: Iterable[str]) -> None:
         return
     if _owes_generation and not _pay_generation():
         return
-    try:
-        _bump_script(keys=keys, args=[_version_ttl(), *_tokens(len(keys))])
-    except redis.RedisError as exc:
-        _owes_generation = True
-        _warn("invalidate", exc)
+    failure: redis.RedisError | None = None
+    for delay in (0.0, *BUMP_RETRY_DELAYS):
+        time.sleep(delay)
+        try:
+            _bump_script(keys=keys, args=[_version_ttl(), *_tokens(len(keys))])
+            return
+        except redis.RedisError as exc:
+            failure = exc
+    assert failure is not None
+    _warn("invalidate", failure)
+    _owes_generation = True
+    _pay_generation()  # one try at retiring everything; else owed (reads go to PostgreSQL)
+
+
+# Pauses before the retries of a failed bump (the first try is at once).
+BUMP_RETRY_DELAYS = (0.05, 0.25)
 
 
 _owes_generation = False

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # (IAM or JWT in template.yaml) and the app trusts it.
     operator_auth: Literal["token", "gateway"] = "token"
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    # Origins (scheme://host[:port], comma-separated; `*` any) whose web pages may call the
+    # state-changing routes; a browser's request from any other site is refused (403).
+    trusted_origins: str | None = None
     log_level: LogLevel = "INFO"
 
     # --- Retention (see `warehouse-stock retention`)

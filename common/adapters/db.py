@@ -15,10 +15,17 @@ Manager (DB_SECRET_ARN, cached by Powertools) or DATABASE_URL. A pooled connecti
 DB_POOL_MAX_LIFETIME_SECONDS, and a login refused with cached credentials re-reads the secret at
 once and tries again, so a rotated password takes effect without waiting for the cache to expire.
 Neither the URL nor the password is ever logged.
+
+Both pools (this synchronous one for writes and lists, `common.adapters.db_async` for the cached
+reads' misses) are built from the one factory here, `pool_arguments`, with the connection classes
+below: the same connection details (read per connection), the same re-read of the secret on a
+refused login, the same session guards and the same RDS Proxy rules. A pool added later takes the
+same arguments and cannot miss one of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -29,7 +36,7 @@ from typing import Any, TypeVar, overload
 import psycopg
 from psycopg import errors
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from common.adapters.config import Settings, get_settings
 
@@ -38,8 +45,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class LostRace(Exception):
-    """Another transaction created a row this one meant to create: run the work again."""
+class LostRace(errors.SerializationFailure):
+    """Another transaction created a row this one meant to create: run the work again.
+
+    A serialization failure in kind (SQLSTATE 40001, an OperationalError): one still lost after
+    the retries is answered like any other, 503 with Retry-After, never a bare 500.
+    """
 
 
 # Faults worth retrying at once: the transaction lost a race, not a rule. A lock timeout
@@ -165,6 +176,27 @@ class RotatingConnection(psycopg.Connection[Any]):
             return super().connect(fresh, **kwargs)
 
 
+class RotatingAsyncConnection(psycopg.AsyncConnection[Any]):
+    """`RotatingConnection` for the async pool: a refused login is tried once more with fresh details."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> RotatingAsyncConnection:
+        try:
+            return await super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as exc:
+            # May read Secrets Manager: a blocking call, off the event loop.
+            fresh = await asyncio.to_thread(_credentials_after, exc, conninfo)
+            if fresh is None:
+                raise
+            logger.warning("PostgreSQL refused the login; connecting again with the secret read afresh")
+            return await super().connect(fresh, **kwargs)
+
+
+async def database_url_async() -> str:
+    """`database_url` off the event loop (it may ask Secrets Manager), for the async pool."""
+    return await asyncio.to_thread(database_url)
+
+
 def connect(
     url: str | None = None, *, session: dict[str, str] | None = None, **kwargs: Any
 ) -> psycopg.Connection[Any]:
@@ -197,11 +229,30 @@ def _check_proxy_session(conn: psycopg.Connection[Any]) -> None:
         return
     _proxy_settings_checked = True
     wanted = session_settings(settings)
-    rows = conn.execute(
-        "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(wanted),)
-    ).fetchall()
+    rows = conn.execute(_SESSION_SETTINGS_SQL, (list(wanted),)).fetchall()
     if not conn.autocommit:
         conn.rollback()
+    _warn_proxy_session(wanted, rows)
+
+
+async def _check_proxy_session_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """`_check_proxy_session` for the async pool (the same one warning per process)."""
+    global _proxy_settings_checked
+    settings = get_settings()
+    if not settings.db_proxy_endpoint or _proxy_settings_checked:
+        return
+    _proxy_settings_checked = True
+    wanted = session_settings(settings)
+    rows = await (await conn.execute(_SESSION_SETTINGS_SQL, (list(wanted),))).fetchall()
+    if not conn.autocommit:
+        await conn.rollback()
+    _warn_proxy_session(wanted, rows)
+
+
+_SESSION_SETTINGS_SQL = "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)"
+
+
+def _warn_proxy_session(wanted: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
     got = {str(name): str(value) for name, value in rows}
     wrong = {name: got.get(name) for name, value in wanted.items() if got.get(name) != value}
     if wrong:
@@ -224,19 +275,46 @@ def get_pool() -> ConnectionPool:
                     # A callable: the details are read for each new connection (rotation).
                     database_url,
                     connection_class=RotatingConnection,
-                    min_size=1,
-                    max_size=settings.db_pool_max,
-                    kwargs=connection_kwargs(settings),
                     check=ConnectionPool.check_connection,
                     configure=_check_proxy_session if settings.db_proxy_endpoint else None,
-                    max_lifetime=settings.db_pool_max_lifetime_seconds,
                     open=True,
-                    # How long a caller waits for a connection: during an outage this is
-                    # how long an HTTP request takes to get its 503.
-                    timeout=settings.db_pool_timeout_seconds,
                     name="warehouse",
+                    **pool_arguments(settings),
                 )
     return _pool
+
+
+def pool_arguments(settings: Settings) -> dict[str, Any]:
+    """What every pool of the service shares: sizes, lifetime, wait, and each connection's kwargs
+    (`connection_kwargs`: the session guards in the startup packet, or the RDS Proxy rules)."""
+    return {
+        "min_size": 1,
+        "max_size": settings.db_pool_max,
+        "kwargs": connection_kwargs(settings),
+        # A pooled connection is replaced after this long, so it picks up rotated credentials.
+        "max_lifetime": settings.db_pool_max_lifetime_seconds,
+        # How long a caller waits for a connection: during an outage this is how long an HTTP
+        # request takes to get its 503.
+        "timeout": settings.db_pool_timeout_seconds,
+    }
+
+
+def open_async_pool(name: str) -> AsyncConnectionPool:
+    """An async pool with the synchronous pool's connection factory (not opened yet).
+
+    The details are read per connection (off the loop), a refused login re-reads the secret, and
+    the session guards and RDS Proxy rules are those of `pool_arguments`.
+    """
+    settings = get_settings()
+    return AsyncConnectionPool(
+        database_url_async,
+        connection_class=RotatingAsyncConnection,
+        check=AsyncConnectionPool.check_connection,
+        configure=_check_proxy_session_async if settings.db_proxy_endpoint else None,
+        open=False,
+        name=name,
+        **pool_arguments(settings),
+    )
 
 
 def close_pool() -> None:

@@ -4,7 +4,8 @@ Writes keep the synchronous pool of `common.adapters.db` (a transaction runs in 
 `common.intake.group_commit`). An async pool belongs to the event loop that opened it, so there is one per
 loop: a uvicorn worker has one loop, Mangum keeps one per Lambda container, a test client makes
 its own. Opened on the first miss, never at import. Its faults are those of the synchronous pool
-(`psycopg.OperationalError`, `PoolTimeout` included): the HTTP layer answers them 503.
+(`psycopg.OperationalError`, `PoolTimeout` included): the HTTP layer answers them 503. Its
+connections come from the synchronous pool's factory (`common.adapters.db.open_async_pool`).
 """
 
 from __future__ import annotations
@@ -12,40 +13,19 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from common.adapters.config import get_settings
-from common.adapters.db import database_url
+from common.adapters.db import open_async_pool
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    """Sessions in UTC, like the synchronous pool's (`common.adapters.db._configure`)."""
-    await conn.execute("SET TIME ZONE 'UTC'")
-    if not conn.autocommit:
-        await conn.commit()
-
-
 async def _open() -> AsyncConnectionPool:
-    settings = get_settings()
-    # database_url() may ask Secrets Manager (DB_SECRET_ARN): a blocking call, once per loop.
-    url = await asyncio.to_thread(database_url)
-    pool = AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=settings.db_pool_max,
-        kwargs={"connect_timeout": max(1, int(settings.db_pool_timeout_seconds))},
-        check=AsyncConnectionPool.check_connection,
-        configure=_configure,
-        open=False,
-        timeout=settings.db_pool_timeout_seconds,
-        max_lifetime=settings.db_pool_max_lifetime_seconds,
-        name="warehouse-reads",
-    )
+    # The synchronous pool's factory: rotation, session guards (statement_timeout, lock_timeout,
+    # UTC in the startup packet, no SET per connection) and the RDS Proxy rules.
+    pool = open_async_pool("warehouse-reads")
     await pool.open(wait=False)
     return pool
 

@@ -3,15 +3,20 @@
 Parking a record also enqueues its copy, in the same transaction: a crash after the commit cannot
 lose it, and a redelivered batch (whose records are found parked) enqueues nothing again. After
 the commit `publish_pending` produces what is queued and deletes it once the broker acknowledged
-it. A crash between the two produces that copy again: delivery is at least once, and the message
-key, `rejected-event/<id>`, names the dead letter so a consumer (or log compaction) drops repeats.
+it, batch after batch until the outbox is empty (`drain`), after any batch that parked a record
+and at least every DRAIN_INTERVAL_SECONDS after any other, so a copy a failure left queued does
+not wait for the next refusal. A crash between the two produces that copy again: delivery is at
+least once, and the message key, `rejected-event/<id>`, names the dead letter so a consumer (or
+log compaction) drops repeats.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -24,6 +29,14 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_BATCH = 500
 DETAIL_HEADER_BYTES = 4000
+# Copies left queued (a broker that failed, a crash after a commit) are drained at most this often
+# after any batch, whether or not it parked anything: nothing waits for the next refusal.
+DRAIN_INTERVAL_SECONDS = 30.0
+# One drain sends at most this many copies (bounds the time a batch's caller waits for it).
+DRAIN_MAX_BATCHES = 20
+
+_last_drain = float("-inf")
+_drain_lock = threading.Lock()
 
 _producer: Any = None
 _producer_lock = threading.Lock()
@@ -93,6 +106,39 @@ def publish_pending(conn: psycopg.Connection, *, limit: int = PUBLISH_BATCH) -> 
         logger.exception("copying parked records to the dead-letter topic failed; will retry")
         return 0
     return len(topics)
+
+
+def drain_due(*, parked: bool) -> bool:
+    """Whether a committed batch should drain the outbox now: it parked a copy, or the last drain
+    of this process is DRAIN_INTERVAL_SECONDS old (so copies a failure left queued go out too)."""
+    if not get_settings().dlq_topic:
+        return False
+    return parked or time.monotonic() - _last_drain >= DRAIN_INTERVAL_SECONDS
+
+
+def drain(connect: Callable[[], AbstractContextManager[psycopg.Connection]]) -> int:
+    """Publish the queued copies batch after batch until none is left (or a batch fails); how many.
+
+    Never raises: the batch that called it committed already, and its callers must hear so; a copy
+    that failed stays queued for the next drain. One drain at a time per process.
+    """
+    global _last_drain
+    if not _drain_lock.acquire(blocking=False):
+        return 0  # another thread of this process is draining right now
+    sent = 0
+    try:
+        _last_drain = time.monotonic()
+        with connect() as conn:
+            for _ in range(DRAIN_MAX_BATCHES):
+                published = publish_pending(conn)
+                sent += published
+                if published < PUBLISH_BATCH:
+                    break
+    except Exception:  # e.g. no pooled connection in time: the copies stay queued
+        logger.exception("draining the dead-letter outbox failed; will retry")
+    finally:
+        _drain_lock.release()
+    return sent
 
 
 def producer_arguments(settings: Settings) -> dict[str, Any]:

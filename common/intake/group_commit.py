@@ -12,13 +12,17 @@ A batch that fails (PostgreSQL down, lost races beyond the retries) applied noth
 in it gets that error (the webhook answers each 503, Retry-After), never an outcome. Except when it
 failed on a row lock or a statement timeout: that is one member's row held by someone else (an
 operator's open transaction, say), not the database failing, so the members are tried again each in
-a transaction of its own, concurrently: the others are applied, only the held row's requests get
-the 503. (Concurrent requests have no order among themselves; a caller who needs one waits for
-its answer before sending the next.) Exactly-once holds as for any batch: the ledger makes a
+a transaction of its own, a few at once: the others are applied, only the held row's requests get
+the 503 (after a statement timeout only in a small group; a large one is answered 503 at once, not
+turned into hundreds of transactions). Meanwhile the process is not held up: a group still running
+after STALL_SECONDS lets the next one start beside it (MAX_IN_FLIGHT at most). (Concurrent
+requests have no order among themselves; a caller who needs one waits for its answer before
+sending the next.) Exactly-once holds as for any batch: the ledger makes a
 repeated event a duplicate.
 
 One committer per event loop (a uvicorn worker has one loop; Mangum and test clients their own),
-one transaction in flight per committer, run in a thread: the ledger is synchronous.
+one transaction in flight per committer as a rule (more only beside a stalled one), run in a
+thread: the ledger is synchronous.
 """
 
 from __future__ import annotations
@@ -37,6 +41,18 @@ Ingest = Callable[[Sequence[IncomingEvent]], list[Outcome]]
 
 # Events per transaction at most (a webhook caller has one event in flight: the connections bound it).
 MAX_BATCH = 500
+# A group still running after this long is waiting on something (a row another transaction holds):
+# the next group starts beside it instead of queueing behind it, so a held row delays its own
+# requests, not every request of the process.
+STALL_SECONDS = 0.25
+# Groups in flight at once per committer at most (each holds a pooled connection).
+MAX_IN_FLIGHT = 4
+# A group refused on a row lock is tried again one member per transaction, this many at once.
+FAN_OUT_CONCURRENCY = 4
+# A statement timeout (DB_STATEMENT_TIMEOUT_MS, 15 s by default) is tried member by member only
+# in a group this small: a larger one answers its error to each member (503, Retry-After) rather
+# than run hundreds of transactions against a database that was too slow for one.
+FAN_OUT_ON_TIMEOUT_MAX = 8
 
 _Entry = tuple[IncomingEvent, asyncio.Future[Outcome]]
 
@@ -52,6 +68,7 @@ class GroupCommit:
         self._max = max_batch
         self._queue: list[_Entry] = []
         self._task: asyncio.Task[None] | None = None
+        self._fan_out: asyncio.Semaphore | None = None
         self.batches = 0
         self.events = 0
 
@@ -65,12 +82,22 @@ class GroupCommit:
         return await future
 
     async def _commit_queued(self) -> None:
+        """Start the queued events as a group once the group before is done or stalled."""
+        in_flight: set[asyncio.Task[None]] = set()
         try:
-            while self._queue:
-                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-                # A request cancelled before its batch started is left out: it was never applied.
-                await self._commit([entry for entry in batch if not entry[1].done()])
+            while self._queue or in_flight:
+                if self._queue and len(in_flight) < MAX_IN_FLIGHT:
+                    batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                    # A request cancelled before its batch started is left out: it was never applied.
+                    group = [entry for entry in batch if not entry[1].done()]
+                    in_flight.add(asyncio.get_running_loop().create_task(self._commit(group)))
+                # Done at once as a rule; a group still running after STALL_SECONDS lets the next start.
+                _, in_flight = await asyncio.wait(
+                    in_flight, timeout=STALL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
         except BaseException:  # cancelled (shutdown): no request may wait forever
+            for task in in_flight:
+                task.cancel()
             for _, future in self._queue:
                 future.cancel()
             self._queue = []
@@ -84,9 +111,9 @@ class GroupCommit:
         try:
             outcomes = await asyncio.to_thread(self._ingest, [item for item, _ in batch])
         except Exception as exc:  # nothing of the batch was applied
-            if len(batch) > 1 and isinstance(exc, ROW_CONTENTION):
+            if self._worth_fanning_out(batch, exc):
                 # One member's row is held: each alone, so only its own requests get the error.
-                await asyncio.gather(*(self._commit([entry]) for entry in batch))
+                await asyncio.gather(*(self._commit_alone(entry) for entry in batch))
                 return
             for _, future in batch:
                 if not future.done():
@@ -101,6 +128,19 @@ class GroupCommit:
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+    @staticmethod
+    def _worth_fanning_out(batch: list[_Entry], exc: Exception) -> bool:
+        """Whether to try the members one by one: a row lock, or a statement timeout in a small group."""
+        if len(batch) < 2 or not isinstance(exc, ROW_CONTENTION):
+            return False
+        return not isinstance(exc, pg_errors.QueryCanceled) or len(batch) <= FAN_OUT_ON_TIMEOUT_MAX
+
+    async def _commit_alone(self, entry: _Entry) -> None:
+        if self._fan_out is None:
+            self._fan_out = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
+        async with self._fan_out:
+            await self._commit([entry])
 
 
 _committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = weakref.WeakKeyDictionary()

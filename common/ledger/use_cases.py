@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import psycopg
 
 from common.adapters import cache
-from common.adapters.config import get_settings
 from common.adapters.db import get_pool, run_in_transaction
 from common.dead_letters import outbox
 from common.dead_letters import store as dead_letters
@@ -102,6 +101,5 @@ def _after_commit(batches: Sequence[Applied]) -> None:
                 names.add(cache.movement_name(outcome.event.movement_id))
     cache.invalidate(sorted(names))
     parked = any(o.status is Status.REJECTED and not o.redelivered for b in batches for o in b.outcomes)
-    if parked and get_settings().dlq_topic:
-        with get_pool().connection() as conn:
-            outbox.publish_pending(conn)
+    if outbox.drain_due(parked=parked):
+        outbox.drain(get_pool().connection)

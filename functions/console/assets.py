@@ -38,6 +38,8 @@ class Asset:
     digest: str
 
 
+# Far more than the folder holds (17 files): a bound, not a working limit.
+MAX_CACHED = 256
 _assets: dict[str, Asset] = {}
 _lock = threading.Lock()
 
@@ -50,14 +52,37 @@ def _media_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
+def canonical(relative: str) -> str | None:
+    """The one spelling of a file under STATIC_DIR that is served, or None for any other spelling.
+
+    `vendor/./x`, `vendor//x`, `a/../x`, a trailing slash or a path out of the folder name no file:
+    the path must be the file's own path relative to the folder, as resolved.
+    """
+    if not relative or "\x00" in relative:
+        return None
+    try:
+        path = (STATIC_DIR / relative).resolve()
+    except (OSError, ValueError):
+        return None
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        return None
+    name = path.relative_to(STATIC_DIR).as_posix()
+    return name if name == relative else None
+
+
 def load(relative: str) -> Asset | None:
-    """The file at `relative` under STATIC_DIR, or None when there is none (or it escapes the dir)."""
+    """The file at `relative` under STATIC_DIR, or None when that is not a file's canonical path.
+
+    Cached by canonical path only, so the cache holds at most one copy of each file of the folder
+    (MAX_CACHED bounds it even should the folder grow): no spelling of a URL can make it grow.
+    """
     cached = _assets.get(relative)
     if cached is not None:
         return cached
-    path = (STATIC_DIR / relative).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+    name = canonical(relative)
+    if name is None:
         return None
+    path = STATIC_DIR / name
     body = path.read_bytes()
     media_type = _media_type(path)
     if media_type.startswith("text/"):
@@ -72,7 +97,8 @@ def load(relative: str) -> Asset | None:
         digest=digest[:12],
     )
     with _lock:
-        _assets[relative] = asset
+        if len(_assets) < MAX_CACHED:
+            _assets[name] = asset
     return asset
 
 
@@ -86,8 +112,9 @@ def static_url(relative: str) -> str:
 
 @router.get(STATIC_PATH, include_in_schema=False)
 def static_file(path: str, request: Request) -> Response:
-    """A static file; 304 when the client's copy is current, gzip when the client accepts it."""
-    asset = load(path) if ".." not in path.split("/") else None
+    """A static file by its canonical path (any other spelling is 404); 304 when the client's copy
+    is current, gzip when the client accepts it."""
+    asset = load(path)
     if asset is None:
         raise HTTPException(404, f"no static file {path}")
     versioned = path.startswith("vendor/") or request.query_params.get("v") == asset.digest

@@ -232,13 +232,19 @@ def _time(field: str, value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise BadParameter(field, "not an ISO-8601 time (e.g. 2025-02-18T14:00:00Z)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:  # near year 1 or 9999 an offset can carry the time out of datetime's range
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise BadParameter(field, "out of range once converted to UTC (years 1 to 9999)") from None
 
 
 def _limit(value: str | None, default: int = PAGE_SIZE, most: int = 500) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    # isascii: '²' and '١' are digits to str.isdigit, not to a person reading the URL (nor to int).
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise BadParameter("limit", f"a whole number from 1 to {most}")
     return int(value)
 

@@ -112,14 +112,20 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """Every psycopg.OperationalError: an outage, a lock wait or a statement past its limit.
+    """Every psycopg.OperationalError: an outage, a lock wait or a statement past its limit, or a
+    race still lost after the retries (`common.adapters.db.LostRace`, a serialization failure).
 
-    All three are 503 with Retry-After: nothing was committed, and repeating the request is safe.
+    All are 503 with Retry-After: nothing was committed, and repeating the request is safe.
     The connection went back to the pool at once (no request holds one longer than the limits).
     """
     if isinstance(exc, pg_errors.LockNotAvailable):
         logger.warning("lock wait over DB_LOCK_TIMEOUT_MS on %s %s", request.method, request.url.path)
         detail = "the data is locked by another transaction, retry shortly"
+        retry_after = LOCK_RETRY_AFTER_SECONDS
+    elif isinstance(exc, pg_errors.TransactionRollback):  # LostRace included: lost beyond the retries
+        logger.warning("transaction still losing its race after the retries on %s %s", request.method,
+                       request.url.path)  # fmt: skip
+        detail = "the data changed concurrently, retry shortly"
         retry_after = LOCK_RETRY_AFTER_SECONDS
     elif isinstance(exc, pg_errors.QueryCanceled):
         logger.warning("statement over DB_STATEMENT_TIMEOUT_MS on %s %s", request.method, request.url.path)

@@ -1,4 +1,5 @@
-"""Guards that run before any work: the bearer tokens, the operator routes, the body size limit.
+"""Guards that run before any work: the bearer tokens, the operator routes, the body size limit,
+cross-site requests and the webhook's Content-Type.
 
 Two tokens, never interchangeable: producers send the webhook token (WEBHOOK_TOKEN, or the secret
 WEBHOOK_TOKEN_SECRET_ARN) to write events; operators send the operator token (OPERATOR_TOKEN or
@@ -62,6 +63,62 @@ def bearer_token_ok(authorization: str | None, expected: str | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+# --- cross-site requests ------------------------------------------------------------------------
+# A page on another site can make a browser send a "simple" POST (no preflight) to a route it can
+# reach, an open local app included. Browsers say where such a request comes from (`Origin`, and
+# `Sec-Fetch-Site` in current ones); other clients (producers, curl, the CLIs) send neither.
+
+SAME_SITE_FETCH = frozenset({"same-origin", "none"})  # `none`: the user's own navigation
+CROSS_SITE_DETAIL = "cross-site request refused: this route changes data (see TRUSTED_ORIGINS)"
+
+
+def trusted_origins(settings: Settings) -> frozenset[str]:
+    """TRUSTED_ORIGINS as a set of lower-case origins without a trailing slash."""
+    text = settings.trusted_origins or ""
+    return frozenset(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
+
+
+def cross_site_refused(
+    origin: str | None, fetch_site: str | None, host: str | None, settings: Settings | None = None
+) -> bool:
+    """Whether a state-changing request comes from another site's page and must be refused.
+
+    A plain function of three header values, so any entry point (a FastAPI dependency, an ASGI
+    fast path) applies the same rule: an `Origin` other than the request's own host, or a
+    `Sec-Fetch-Site` other than same-origin/none, is refused unless TRUSTED_ORIGINS allows it.
+    """
+    trusted = trusted_origins(settings or get_settings())
+    if "*" in trusted:
+        return False
+    if origin:
+        claimed = origin.strip().lower().rstrip("/")
+        if claimed in trusted:
+            return False
+        own = bool(host) and claimed.partition("://")[2] == (host or "").strip().lower()
+        return not own or (fetch_site is not None and fetch_site.strip().lower() not in SAME_SITE_FETCH)
+    return fetch_site is not None and fetch_site.strip().lower() not in SAME_SITE_FETCH
+
+
+def require_same_site(request: Request) -> None:
+    """FastAPI dependency of every state-changing route: 403 for a cross-site browser request."""
+    headers = request.headers
+    if cross_site_refused(headers.get("origin"), headers.get("sec-fetch-site"), headers.get("host")):
+        logger.warning(
+            "cross-site %s %s refused (Origin %r, Sec-Fetch-Site %r)", request.method, request.url.path,
+            headers.get("origin"), headers.get("sec-fetch-site"),
+        )  # fmt: skip
+        raise HTTPException(403, CROSS_SITE_DETAIL)
+
+
+def json_content_type(value: str | None) -> bool:
+    """Whether a body declared with this Content-Type may be read as JSON: `application/json`
+    (any parameters), or none declared. `text/plain` and forms, which a page on another site
+    can send without a preflight, are not."""
+    if value is None:
+        return True
+    return value.partition(";")[0].strip().lower() == "application/json"
 
 
 # --- the tokens ----------------------------------------------------------------------------------
@@ -143,13 +200,26 @@ def require_operator(request: Request) -> None:
         return
     expected = operator_token(settings)
     if expected is None:
+        if in_lambda():  # a second line behind check_lambda_start: never open in Lambda
+            logger.error("operator route %s reached in Lambda without an operator token", request.url.path)
+            raise unauthorized()
         return  # open: allowed outside Lambda only, with a warning at start
-    if settings.webhook_token and hmac.compare_digest(settings.webhook_token.encode(), expected.encode()):
+    if same_as_webhook_token(expected, settings):
         # The producers' token must never open the operator routes: refuse everyone instead.
-        logger.error("OPERATOR_TOKEN equals WEBHOOK_TOKEN: operator routes refused until they differ")
+        logger.error("the operator token equals the webhook token: operator routes refused until they differ")
         raise unauthorized()
     if not bearer_token_ok(request.headers.get("authorization"), expected):
         raise unauthorized()
+
+
+def same_as_webhook_token(operator: str, settings: Settings) -> bool:
+    """Whether the producers' token, as resolved (plain or from its secret), is the operators' one.
+
+    Compared as resolved, not as configured: two secrets holding the same value are the same token.
+    A webhook secret that cannot be read is a 503 (`_token`), never "they differ".
+    """
+    webhook = webhook_token(settings)
+    return webhook is not None and hmac.compare_digest(webhook.encode(), operator.encode())
 
 
 # --- start-up ------------------------------------------------------------------------------------
@@ -196,4 +266,10 @@ def open_route_warnings(settings: Settings) -> list[str]:
         )
     elif settings.webhook_token and settings.webhook_token == settings.operator_token:
         warnings.append("OPERATOR_TOKEN equals WEBHOOK_TOKEN: the operator routes refuse every request")
+    elif settings.webhook_token_secret_arn and (
+        settings.webhook_token_secret_arn == settings.operator_token_secret_arn
+    ):
+        warnings.append(
+            "OPERATOR_TOKEN_SECRET_ARN is WEBHOOK_TOKEN_SECRET_ARN: the operator routes refuse every request"
+        )
     return warnings

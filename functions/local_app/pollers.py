@@ -23,7 +23,7 @@ from common.adapters.db import get_pool
 from common.reads.summary import LAG_FRESH_SECONDS
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response
-from functions.http.guards import require_operator
+from functions.http.guards import CROSS_SITE_DETAIL, require_operator, require_same_site
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ def _request(topic: str, partition: int, action: str) -> tuple[int | None, int |
             "The operator's token is missing or wrong.",
             {"detail": "missing or wrong bearer token"},
         ),
+        403: doc(
+            ErrorBody,
+            "A browser's request from another site's page (Origin, Sec-Fetch-Site) not in TRUSTED_ORIGINS.",
+            {"detail": CROSS_SITE_DETAIL},
+        ),
         422: doc(
             InvalidRequest,
             "The topic, partition or action is not one a partition can have.",
@@ -87,7 +92,7 @@ def _request(topic: str, partition: int, action: str) -> tuple[int | None, int |
             },
         ),
     },
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def answer_paused_partition(
     request: Request,

@@ -30,7 +30,7 @@ from common.ledger.use_cases import ReplayResult, replay
 from common.operations import dead_letter_workflow as workflow
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_parameter
-from functions.http.guards import require_operator
+from functions.http.guards import CROSS_SITE_DETAIL, require_operator, require_same_site
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
         "the request did not pass the API Gateway's authorizer. The webhook's token is never accepted.",
         {"detail": "missing or wrong bearer token"},
     ),
+    403: doc(
+        ErrorBody,
+        "A browser's request from another site's page (Origin, Sec-Fetch-Site) not in TRUSTED_ORIGINS.",
+        {"detail": CROSS_SITE_DETAIL},
+    ),
     404: doc(
         ErrorBody,
         "No dead letter has this id.",
@@ -93,7 +98,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     summary="Replay one dead letter",
     response_model=ReplayAnswer,
     responses=_RESPONSES,
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def replay_rejected_event(
     request: Request,
@@ -222,7 +227,7 @@ _BULK_RESPONSES: dict[int | str, dict[str, object]] = {
     summary="Resolve one dead letter with a note",
     response_model=Resolved,
     responses={**_NOT_JSON, **_RESPONSES},
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def resolve_rejected_event(
     request: Request,
@@ -249,7 +254,7 @@ def _exists(rejected_event_id: int) -> bool:
     summary="Resolve the dead letters a filter names",
     response_model=Resolved,
     responses=_BULK_RESPONSES,
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def resolve_rejected_events(
     request: Request, selection: Annotated[Selection, Body()], x_operator: OperatorName = None
@@ -269,7 +274,7 @@ async def resolve_rejected_events(
     summary="Replay the dead letters a filter names",
     response_model=Replayed,
     responses=_BULK_RESPONSES,
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_same_site), Depends(require_operator)],
 )
 async def replay_rejected_events(
     request: Request, selection: Annotated[Selection, Body()], x_operator: OperatorName = None

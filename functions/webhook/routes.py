@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
@@ -24,7 +24,15 @@ from common.domain.outcomes import Outcome, Reason, Status
 from common.intake.group_commit import ingest_one
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_response
-from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited, webhook_token
+from functions.http.guards import (
+    CROSS_SITE_DETAIL,
+    PayloadTooLarge,
+    bearer_token_ok,
+    json_content_type,
+    read_body_limited,
+    require_same_site,
+    webhook_token,
+)
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 
@@ -141,10 +149,20 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "Valid but refused: a conflicting version of an applied half, or a departure above the stock.",
         _first_example(WebhookRejected),
     ),
+    403: doc(
+        ErrorBody,
+        "A browser's request from another site's page (Origin, Sec-Fetch-Site) not in TRUSTED_ORIGINS.",
+        {"detail": CROSS_SITE_DETAIL},
+    ),
     413: doc(
         ErrorBody,
         "The body is larger than MAX_BODY_BYTES.",
         {"detail": "body larger than 1048576 bytes", "request_id": None},
+    ),
+    415: doc(
+        ErrorBody,
+        "A Content-Type other than application/json (text/plain, a form): nothing was read.",
+        {"detail": "Content-Type must be application/json", "request_id": None},
     ),
     422: doc(
         InvalidRequest,
@@ -187,6 +205,7 @@ def _answer(outcome: Outcome) -> Response:
     response_model=WebhookAccepted,
     responses=_RESPONSES,
     openapi_extra=_REQUEST_BODY,
+    dependencies=[Depends(require_same_site)],
 )
 async def receive_event(request: Request) -> Response:
     """Apply one departure or arrival, exactly once; the answer says what became of it."""
@@ -195,6 +214,8 @@ async def receive_event(request: Request) -> Response:
         return error_response(
             401, "missing or wrong bearer token", request=request, headers={"WWW-Authenticate": "Bearer"}
         )
+    if not json_content_type(request.headers.get("content-type")):
+        return error_response(415, "Content-Type must be application/json", request=request)
     try:
         raw = await read_body_limited(request, settings.max_body_bytes)
     except PayloadTooLarge:

@@ -18,7 +18,14 @@ import psycopg
 import pytest
 
 from tools import procs
-from tools.corpus import Case, accepted_cases, rejected_cases, valid_arrival
+from tools.corpus import (
+    CROSS_SITE_HEADERS,
+    WEBHOOK_CONTENT_TYPES,
+    Case,
+    accepted_cases,
+    rejected_cases,
+    valid_arrival,
+)
 
 WEBHOOK = "/api/v1/kafka/webhook"
 # What must never reach a client: a Python traceback or our internals.
@@ -119,6 +126,21 @@ def test_the_same_body_with_other_content_types_is_still_refused_cleanly(app: Ap
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""):
         response = app.post(bad, token=app.token, **{"content-type": content_type})
         assert 400 <= response.status_code < 500, (content_type, response.status_code)
+        assert_clean_error(response, secrets_=(app.token,))
+
+
+def test_what_a_page_on_another_site_can_send_is_refused_before_it_is_read(app: App) -> None:
+    """Bodies a form or text/plain carries: 415; a browser's cross-site request: 403. Clean JSON."""
+    for content_type, status in WEBHOOK_CONTENT_TYPES.items():
+        body, _, _ = valid_arrival()
+        response = app.post(body, token=app.token, **{"content-type": content_type})
+        assert response.status_code == status, (content_type, response.text[:300])
+        if status != 200:
+            assert_clean_error(response, secrets_=(app.token,))
+    for headers in CROSS_SITE_HEADERS:
+        body, _, _ = valid_arrival()
+        response = app.post(body, token=app.token, **headers)
+        assert response.status_code == 403, headers
         assert_clean_error(response, secrets_=(app.token,))
 
 

@@ -9,16 +9,16 @@ durations, UUIDs, cursors); every answer must be below 500, and an HTML page.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.support import AppProcess
+from tools.corpus import EDGE_OF_RANGE_TIMES, UNICODE_DIGIT_LIMITS
 
 PAGES: dict[str, tuple[str, ...]] = {
     "/ui/": (),
@@ -30,10 +30,28 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/ui/go": ("id",),
 }
 NEAR: dict[str, list[str]] = {
-    "limit": ["0", "1", "500", "501", "-1", "²", "١٢", "1e3", " 7", "9" * 30],
-    "as_of": ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2025-02-18T14:00:00Z", "2025-13-01"],
-    "from": ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2025-02-18", "yesterday"],
-    "to": ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2025-02-18T14:00", "T"],
+    "limit": ["0", "1", "500", "501", "-1", "²", "١٢", "1e3", " 7", "9" * 30, *UNICODE_DIGIT_LIMITS],
+    "as_of": [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "2025-02-18T14:00:00Z",
+        "2025-13-01",
+        *EDGE_OF_RANGE_TIMES,
+    ],
+    "from": [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "2025-02-18",
+        "yesterday",
+        *EDGE_OF_RANGE_TIMES,
+    ],
+    "to": [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "2025-02-18T14:00",
+        "T",
+        *EDGE_OF_RANGE_TIMES,
+    ],
     "older_than": ["2h", "0h", "99999999999d", "-1h", "1y", "h"],
     "status": ["in_transit", "delivered", "arrival_only", "lost"],
     "reason": ["invalid", "conflict", "insufficient_stock", "bored"],
@@ -43,17 +61,6 @@ NEAR: dict[str, list[str]] = {
     "cursor": ["", "AAAA", "x" * 201, "eyJrIjoiMSJ9"],
 }
 EXAMPLES = int(os.environ.get("CONSOLE_FUZZ_EXAMPLES", "40"))
-OFFSET_AT_CALENDAR_EDGE = re.compile(r"^\s*(0001|9999)-.*[+-]\d\d:?\d\d\s*$")
-
-
-def known_issue_20(params: dict[str, str]) -> bool:
-    """The two console 500s issue 20 fixes (rows 6-7): a non-ASCII digit `limit`, and a year-1 or
-    year-9999 time with an offset in as_of/from/to. Left out here until that fix lands; the lead
-    removes this filter (and the xfail below) at merge."""
-    limit = params.get("limit", "")
-    if limit.isdigit() and not limit.isascii():
-        return True
-    return any(OFFSET_AT_CALENDAR_EDGE.match(params.get(name, "")) for name in ("as_of", "from", "to"))
 
 
 def value_for(name: str) -> st.SearchStrategy[str]:
@@ -83,7 +90,6 @@ def test_console_pages_never_answer_5xx(client: httpx.Client) -> None:
     @given(requests())
     def one(request: tuple[str, dict[str, str]]) -> None:
         page, params = request
-        assume(not known_issue_20(params))
         response = client.get(page, params=params)
         assert response.status_code < 500, (page, params, response.status_code, response.text[:300])
         if response.status_code not in (303, 307, 308):
@@ -92,9 +98,6 @@ def test_console_pages_never_answer_5xx(client: httpx.Client) -> None:
     one()
 
 
-@pytest.mark.xfail(
-    reason="issue 20 rows 6-7: fixed by the security helper's branch; remove at merge", strict=False
-)
 @pytest.mark.parametrize(
     ("page", "params"),
     [
@@ -104,7 +107,6 @@ def test_console_pages_never_answer_5xx(client: httpx.Client) -> None:
         (f"/ui/warehouses/{uuid.UUID(int=1)}", {"as_of": "0001-01-01T00:00:00+05:00"}),
     ],
 )
-def test_the_known_issue_20_inputs_answer_below_500(
-    client: httpx.Client, page: str, params: dict[str, str]
-) -> None:
-    assert client.get(page, params=params).status_code < 500
+def test_the_issue_20_inputs_are_422_pages(client: httpx.Client, page: str, params: dict[str, str]) -> None:
+    """Rows 6-7 of issue 20 (a non-ASCII digit `limit`; a year-1/9999 time with an offset): 422 pages."""
+    assert client.get(page, params=params).status_code == 422

@@ -14,6 +14,12 @@ import httpx
 import pytest
 
 from tests.e2e.support import WEBHOOK, body, envelope, new_id
+from tools.corpus import (
+    CONSOLE_LIMIT_PAGES,
+    CONSOLE_TIME_PARAMETERS,
+    EDGE_OF_RANGE_TIMES,
+    UNICODE_DIGIT_LIMITS,
+)
 
 PAGES = [
     "/ui/",
@@ -161,6 +167,26 @@ def test_dead_letters_page_shows_the_raw_payload_escaped(api: httpx.Client) -> N
 def test_a_bad_parameter_is_a_422_page_naming_it(api: httpx.Client, path: str, field: str) -> None:
     text = html(api, path, 422)
     assert f"<strong>{field}</strong>" in text
+
+
+def test_an_edge_of_range_time_with_an_offset_is_a_422_page(api: httpx.Client) -> None:
+    """Valid ISO times whose UTC conversion leaves years 1..9999 (the corpus): a 422 page, not a 500."""
+    w = new_id()
+    for page, name in CONSOLE_TIME_PARAMETERS:
+        for value in EDGE_OF_RANGE_TIMES:
+            response = api.get(page.format(w=w), params={name: value})
+            assert response.status_code == 422, (page, name, value, response.status_code)
+            assert f"<strong>{name}</strong>" in response.text
+
+
+def test_a_limit_in_unicode_digits_is_a_422_page(api: httpx.Client) -> None:
+    """`limit=²` (a digit to str.isdigit, not to int): a 422 page naming `limit` on every page."""
+    w = new_id()
+    for page in CONSOLE_LIMIT_PAGES:
+        for value in UNICODE_DIGIT_LIMITS:
+            response = api.get(page.format(w=w), params={"limit": value})
+            assert response.status_code == 422, (page, value, response.status_code)
+            assert "<strong>limit</strong>" in response.text
 
 
 def test_unknown_movement_is_a_404_page(api: httpx.Client) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
@@ -22,7 +25,7 @@ from common.adapters.db_async import close_async_pool
 from common.domain.events import Origin, parse_event
 from common.ledger.use_cases import ingest
 from common.reads.stock import read_stock_json
-from tests.e2e.support import body, envelope, new_id
+from tests.e2e.support import PROJECT_ROOT, body, envelope, new_id
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +97,53 @@ def test_a_dropped_generation_key_is_re_created_with_a_new_token(redis_client: r
     assert quantity(warehouse, product) == 2
     after = redis_client.get(cache.GENERATION_KEY)
     assert before and after and after != before
+
+
+READER = """
+import asyncio, json, sys
+from uuid import UUID
+from common.adapters.db_async import close_async_pool
+from common.reads.stock import read_stock_json
+
+async def main():
+    try:
+        return await read_stock_json(UUID(sys.argv[1]), UUID(sys.argv[2]))
+    finally:
+        await close_async_pool()  # an async pool left open can hang the interpreter's exit
+
+print(json.loads(asyncio.run(main()))["quantity"])
+"""
+
+
+def read_in_another_process(warehouse: UUID, product: UUID, database_url: str, redis_url: str) -> int:
+    """What another worker or poller process reads: it shares Redis, not this process's memory."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CACHE_ENABLED": "true"}
+    command = [sys.executable, "-c", READER, str(warehouse), str(product)]
+    done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                          check=True)  # fmt: skip
+    return int(done.stdout.strip())
+
+
+def test_a_bump_that_timed_out_once_does_not_let_another_process_serve_the_old_value(
+    redis_client: redis.Redis, redis_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse, product = uuid4(), uuid4()
+    arrive(warehouse, product, 5)
+    assert read_in_another_process(warehouse, product, database_url, redis_url) == 5  # cached there
+    assert redis_client.exists(f"val:{cache.stock_name(warehouse, product)}")
+
+    real_bump = cache._bump_script
+    failures: list[int] = []
+
+    def times_out_once(**kwargs: object) -> object:
+        if not failures:
+            failures.append(1)
+            raise redis.TimeoutError("Timeout reading from socket")  # Redis slow for a moment
+        return real_bump(**kwargs)
+
+    monkeypatch.setattr(cache, "_bump_script", times_out_once)
+    arrive(warehouse, product, 7)  # committed and answered: stock 12
+    assert failures == [1]
+
+    assert read_in_another_process(warehouse, product, database_url, redis_url) == 12
+    assert quantity(warehouse, product) == 12

@@ -129,3 +129,41 @@ def test_unreachable_is_told_apart_from_a_query_that_failed() -> None:
     assert not outage.is_unreachable(psycopg.errors.LockNotAvailable("lock timeout"))
     assert not outage.is_unreachable(psycopg.errors.QueryCanceled("statement timeout"))
     assert not outage.is_unreachable(ValueError("not a database fault"))
+
+
+def test_the_async_read_pool_has_the_same_guards_and_proxy_rules(service, monkeypatch) -> None:
+    """GET stock's misses (the async pool) run under statement_timeout and lock_timeout, from the
+    startup packet (no SET per connection); behind a proxy, neither options nor prepared statements."""
+    import asyncio
+
+    from common.adapters.db_async import close_async_pool, forget_async_pools, get_async_pool
+
+    async def session(executions: int) -> tuple[dict[str, tuple[str, str]], int]:
+        pool = await get_async_pool()
+        async with pool.connection() as conn:
+            for _ in range(executions):  # psycopg prepares a query on its 5th run unless told not to
+                await (await conn.execute("SELECT %s::int + 1", (1,))).fetchone()
+            cursor = await conn.execute(
+                "SELECT name, setting, source FROM pg_settings WHERE name = ANY(%s)", (list(GUARDS),)
+            )
+            guards = {name: (setting, source) for name, setting, source in await cursor.fetchall()}
+            prepared = await (await conn.execute("SELECT count(*) FROM pg_prepared_statements")).fetchone()
+        await close_async_pool()
+        assert prepared is not None
+        return guards, int(prepared[0])
+
+    forget_async_pools()
+    guards, _ = asyncio.run(session(1))
+    assert guards == {
+        "statement_timeout": ("4321", "client"),
+        "lock_timeout": ("300", "client"),
+        "idle_in_transaction_session_timeout": ("6789", "client"),
+        "TimeZone": ("UTC", "client"),
+    }
+
+    monkeypatch.setenv("DB_PROXY_ENDPOINT", str(conninfo_to_dict(service)["host"]))
+    get_settings.cache_clear()
+    guards, prepared = asyncio.run(session(8))
+    assert prepared == 0
+    assert all(source != "client" for _, source in guards.values())
+    assert all(source != "session" for _, source in guards.values())  # no SET: it would pin the session

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import psycopg
 import pytest
@@ -200,3 +200,84 @@ def test_a_row_held_by_another_transaction_fails_only_its_own_request(
             "SELECT quantity FROM stock WHERE warehouse_id = %s AND product_id = %s", held
         ).fetchone()
     assert quantity == (1,), "the held row's event was not applied"
+
+
+def test_a_held_row_delays_only_its_own_requests(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another session holds one stock row: the request for it waits out DB_LOCK_TIMEOUT_MS, and the
+    requests for other rows that arrive meanwhile are answered while it still waits."""
+    monkeypatch.setenv("DB_LOCK_TIMEOUT_MS", "8000")
+    get_settings.cache_clear()
+    db.close_pool()
+    warehouse, product = new_id(), new_id()
+    committer = GroupCommit()
+
+    async def scenario(holder: psycopg.Connection) -> None:
+        first = await committer.submit(item(event("arrival", new_id(), warehouse, product, 1)))
+        assert first.status.value == "applied"
+        holder.execute(
+            "SELECT 1 FROM stock WHERE warehouse_id = %s AND product_id = %s FOR UPDATE", (warehouse, product)
+        )
+        held = asyncio.create_task(committer.submit(item(event("arrival", new_id(), warehouse, product, 1))))
+        await asyncio.sleep(0.5)  # its group is waiting on the lock now
+        others = [
+            asyncio.create_task(committer.submit(item(event("arrival", new_id(), new_id(), new_id(), 2))))
+            for _ in range(5)
+        ]
+        done, _ = await asyncio.wait(others, timeout=6)  # well inside the 8 s lock wait
+        assert len(done) == 5, "requests for other rows waited behind the held one"
+        assert not held.done()
+        assert {task.result().status.value for task in others} == {"applied"}
+        holder.rollback()  # released: the held request goes through too
+        assert (await held).status.value == "applied"
+
+    with psycopg.connect(database_url) as holder:
+        asyncio.run(scenario(holder))
+
+
+def test_a_statement_timeout_in_a_large_group_is_not_fanned_out_into_single_transactions() -> None:
+    """A group of 40 whose transaction hit DB_STATEMENT_TIMEOUT_MS: each member gets that error
+    (503 over HTTP), and no 40 more transactions are run against a database already too slow."""
+    calls: list[int] = []
+
+    def timed_out(items: Sequence[IncomingEvent]) -> list[Outcome]:
+        calls.append(len(items))
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+
+    committer = GroupCommit(ingest=timed_out)
+
+    async def crowd() -> list[BaseException | Outcome]:
+        raws = [event("arrival", new_id(), new_id(), new_id(), 1) for _ in range(40)]
+        blocker = asyncio.create_task(committer.submit(item(raws[0])))  # the rest queue behind it
+        await asyncio.sleep(0)
+        rest = [asyncio.create_task(committer.submit(item(raw))) for raw in raws[1:]]
+        return list(await asyncio.gather(blocker, *rest, return_exceptions=True))
+
+    answers = asyncio.run(crowd())
+    assert all(isinstance(a, psycopg.errors.QueryCanceled) for a in answers)
+    assert calls == [1, 39], calls
+
+
+def test_a_race_still_lost_after_the_retries_is_a_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The documented answer to "lost races beyond the retries": 503 Retry-After, not a 500."""
+    from starlette.testclient import TestClient
+
+    from common.ledger import use_cases
+    from functions.http.app import make_app
+    from functions.webhook.routes import router
+
+    attempts: list[int] = []
+
+    def always_raced(conn: psycopg.Connection, items: object, **kwargs: object) -> object:
+        attempts.append(1)
+        raise db.LostRace("a stock row this batch creates was created concurrently")
+
+    monkeypatch.setattr(use_cases, "apply_batch", always_raced)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' pauses
+    client = TestClient(make_app([router], lambda_mode=True), raise_server_exceptions=False)
+    raw = event("arrival", new_id(), new_id(), new_id(), 1)
+    answer = client.post("/api/v1/kafka/webhook", content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"]
+    assert len(attempts) == db.TRANSACTION_ATTEMPTS

@@ -206,3 +206,52 @@ def test_a_rotated_password_is_used_at_once_and_the_service_keeps_answering(
     for password in (first_password, new_password):
         assert password not in caplog.text
     assert "postgresql://" not in caplog.text
+
+
+def test_after_a_rotation_get_stock_with_the_cache_off_answers_200_from_both_pools(
+    role: Role, secret: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GET stock's cache miss (the async pool) and the stock list (the synchronous pool) log in
+    with the rotated password: both pools come from one connection factory."""
+    from starlette.testclient import TestClient
+
+    from common.adapters.db_async import forget_async_pools
+    from functions.get_stock.routes import router as stock_router
+    from functions.http.app import make_app
+    from functions.list_resources.routes import router as list_router
+
+    client, arn = secret
+    monkeypatch.setattr(db, "_last_refresh", float("-inf"))  # an earlier test's refresh is not ours
+    caplog.set_level(logging.WARNING, logger="common.adapters.db")
+    warehouse, product = uuid.uuid4(), uuid.uuid4()
+    raw = body(envelope("arrival", movement_id=str(uuid.uuid4()), warehouse_id=str(warehouse),
+                        product_id=str(product), quantity=3))  # fmt: skip
+    [outcome] = ingest([parse_event(raw, Origin.webhook())])
+    assert outcome.status is Status.APPLIED
+    listing = f"/api/v1/warehouse/{warehouse}/products"
+    stock = f"{listing}/{product}"
+
+    forget_async_pools()
+    service = make_app([stock_router, list_router], lambda_mode=True)
+    with TestClient(service, raise_server_exceptions=False) as app:
+        assert app.get(stock).status_code == 200  # the async pool opens with the first password
+        assert app.get(listing).status_code == 200
+
+        new_password = f"second-{uuid.uuid4().hex}"
+        document = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+        client.put_secret_value(SecretId=arn, SecretString=json.dumps({**document, "password": new_password}))
+        role.rotate(new_password)
+        # Every session from before is gone (max_lifetime, a restart, a failover): new logins only.
+        role.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                           (role.name,))  # fmt: skip
+        forget_async_pools()
+        db.get_pool().drain()
+
+        answer = app.get(stock)
+        assert answer.status_code == 200, answer.text  # the async pool: a cache miss (cache off)
+        assert answer.json()["quantity"] == 3
+        assert app.get(listing).status_code == 200  # the synchronous pool
+        assert app.get(stock).status_code == 200
+    forget_async_pools()
+    assert [r for r in caplog.records if "refused the login" in r.getMessage()]
+    assert new_password not in caplog.text

@@ -195,6 +195,58 @@ def test_parked_records_are_copied_to_the_dlq_topic(database_url: str, topic: st
     assert headers["origin"] == f"{topic}/1@18".encode()
 
 
+def test_no_dlq_copy_is_stranded_in_the_outbox(database_url: str, topic: str, monkeypatch) -> None:
+    """600 records parked in one batch: 600 copies produced (not the first 500). Copies a broker
+    failure left queued go out after a later batch that parks nothing."""
+    from common.intake.kafka_records import ingest_records
+
+    dlq = unique("kafka-test-dlq")
+    create_topic(dlq)
+    monkeypatch.setenv("DLQ_TOPIC", dlq)
+    get_settings.cache_clear()
+
+    def records(first: int, count: int, value: bytes = b"\x00 not json") -> list[dict[str, Any]]:
+        encoded = base64.b64encode(value).decode()
+        return [{"topic": topic, "partition": 0, "offset": first + i, "timestamp": 0, "value": encoded}
+                for i in range(count)]  # fmt: skip
+
+    def queued() -> int:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM dead_letter_outbox WHERE topic = %s", (dlq,)).fetchone()
+        return int(row[0]) if row else -1
+
+    def broken_broker() -> Any:
+        raise OSError("broker unreachable")
+
+    try:
+        ingest_records(records(0, 600))
+        assert queued() == 0, "copies of parked records stayed in the outbox"
+
+        with monkeypatch.context() as broken:
+            broken.setattr(outbox, "_dlq_producer", broken_broker)
+            ingest_records(records(600, 3))
+        assert queued() == 3  # the broker failed: the copies wait in the outbox
+
+        monkeypatch.setattr(outbox, "_last_drain", float("-inf"))  # DRAIN_INTERVAL_SECONDS have passed
+        arrival = envelope(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "arrival", 1, T0)
+        result = ingest_records(records(603, 1, arrival))  # a clean batch: it parks nothing
+        assert queued() == 0, "copies left by a broker failure waited for the next refusal"
+        assert result is not None
+    finally:
+        get_settings.cache_clear()
+        outbox.close_producer()
+        consumer = KafkaConsumer(
+            bootstrap_servers=BOOTSTRAP, consumer_timeout_ms=5000, auto_offset_reset="earliest"
+        )
+        try:
+            consumer.assign([TopicPartition(dlq, p) for p in range(3)])
+            keys = {message.key for message in consumer}
+        finally:
+            consumer.close()
+            delete_topic(dlq)
+    assert len(keys) == 603  # every parked record, once each (by its dead letter's key)
+
+
 # --- the poller on a real topic --------------------------------------------------------------------
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+from common.adapters.config import get_settings
 from functions.console.handler import handler as console_handler
 from functions.console.routes import lambda_routers
+from tests.e2e.support import PROJECT_ROOT
 
 TEMPLATE = "apigw_get_stock.json"
 
@@ -104,3 +109,33 @@ def test_language_zone_and_csv_through_api_gateway(call_lambda: Any, make_event:
     csv = get(call_lambda, make_event, "/ui/export/losses", **{"accept-language": "ru"})
     assert csv.status == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8"
     assert csv.body.startswith("\ufeff".encode()) and csv.body.decode("utf-8-sig").startswith("Откуда;")
+
+
+def test_in_lambda_the_console_does_not_start_or_serve_dead_letter_rows_without_an_operator_token(
+    call_lambda: Any, make_event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It serves the operator route /ui/dead-letters/rows (raw payloads): like the operator
+    functions it refuses to start open in Lambda, and should it run anyway, the route stays shut."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_TOKEN", "OPERATOR_"))}
+    env |= {"AWS_LAMBDA_FUNCTION_NAME": "warehouse-console", "POWERTOOLS_TRACE_DISABLED": "true"}
+
+    def start(**variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "import functions.console.handler"], cwd=PROJECT_ROOT,
+                              env=env | variables, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    refused = start(OPERATOR_AUTH="token")
+    assert refused.returncode != 0
+    assert "OPERATOR_TOKEN_SECRET_ARN is not set" in refused.stderr
+    assert start(OPERATOR_AUTH="token", OPERATOR_TOKEN_SECRET_ARN="arn:aws:x").returncode == 0
+    assert start(OPERATOR_AUTH="gateway").returncode == 0
+
+    for name in ("OPERATOR_TOKEN", "OPERATOR_TOKEN_SECRET_ARN", "OPERATOR_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "warehouse-console")
+    get_settings.cache_clear()
+    try:
+        rows = get(call_lambda, make_event, "/ui/dead-letters/rows")
+        assert rows.status == 401, rows.body[:300]
+        assert get(call_lambda, make_event, "/ui/dead-letters").status == 200  # the counts stay public
+    finally:
+        get_settings.cache_clear()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -12,6 +14,7 @@ from common.reads.stock import product_prefix_range
 from functions.console.assets import STATIC_DIR
 from functions.http.offline_docs import REDOC_ASSETS, SWAGGER_UI_ASSETS
 from tests.e2e.support import PROJECT_ROOT
+from tools.corpus import STATIC_SPELLINGS
 
 VENDOR = STATIC_DIR / "vendor"
 TEMPLATES = PROJECT_ROOT / "functions" / "console" / "templates"
@@ -59,3 +62,40 @@ def test_product_prefix_is_a_uuid_range() -> None:
     for bad in ("xyz", "4705204f498f4f96b4badf17fb56bf55aa", "47%"):
         with pytest.raises(ValueError):
             product_prefix_range(bad)
+
+
+def _raw_get(app: Any, path: str) -> int:
+    """GET `path` exactly as spelled (no client normalises it), through the app; the status."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"accept-encoding", b"gzip")], "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return int(next(m for m in sent if m["type"] == "http.response.start")["status"])
+
+
+def test_a_static_file_has_one_spelling_and_the_cache_stays_bounded() -> None:
+    """`vendor/./x`, `vendor//x`, ... (the corpus) are 404s, so no spelling caches another copy."""
+    from functions.console import assets
+    from functions.http.app import make_app
+
+    app = make_app([assets.router], lambda_mode=True)
+    file = "swagger-ui-dist@5.35.0/swagger-ui-bundle.js"
+    assert _raw_get(app, f"/static/vendor/{file}") == 200
+    cached = len(assets._assets)
+    for spelling in STATIC_SPELLINGS:
+        for n in range(3):  # a spelling repeated, or made longer, is no new entry either
+            path = "/static/" + spelling.format(f=file).replace("/./", "/" + "./" * (n + 1), 1)
+            assert _raw_get(app, path) == 404, path
+    assert len(assets._assets) == cached
+    assert cached <= len([p for p in STATIC_DIR.rglob("*") if p.is_file()]) <= assets.MAX_CACHED

@@ -174,3 +174,30 @@ def test_session_guards_travel_in_the_startup_packet_unless_behind_a_proxy(aws, 
     proxied = db.connection_kwargs(get_settings())
     assert "options" not in proxied  # RDS Proxy refuses startup options
     assert proxied["prepare_threshold"] is None  # and pins sessions that prepare statements
+
+
+def test_two_token_secrets_holding_the_same_value_open_no_operator_route(aws, monkeypatch, caplog) -> None:
+    """The producers' token must never open the operator routes, also when both come from secrets
+    (or one is plain and one a secret): compared as resolved, refused, and said in the log."""
+    webhook_arn = secret(aws, "ws/webhook-token", "same-value")
+    operator_arn = secret(aws, "ws/operator-token", "same-value\n")
+    use(monkeypatch, WEBHOOK_TOKEN_SECRET_ARN=webhook_arn, OPERATOR_TOKEN_SECRET_ARN=operator_arn)
+    caplog.set_level(logging.ERROR, logger="functions.http.guards")
+    ops = operator_app()
+    assert ops.get("/ops", headers=bearer("same-value")).status_code == 401
+    assert "operator token equals the webhook token" in caplog.text
+
+    monkeypatch.delenv("WEBHOOK_TOKEN_SECRET_ARN")
+    use(monkeypatch, WEBHOOK_TOKEN="same-value")  # one plain, one from a secret
+    assert ops.get("/ops", headers=bearer("same-value")).status_code == 401
+
+    monkeypatch.delenv("WEBHOOK_TOKEN")
+    use(monkeypatch, WEBHOOK_TOKEN_SECRET_ARN=secret(aws, "ws/webhook-token-2", "another-value"))
+    assert ops.get("/ops", headers=bearer("same-value")).status_code == 200  # they differ: open to it
+    assert ops.get("/ops", headers=bearer("another-value")).status_code == 401
+
+
+def test_one_secret_for_both_tokens_is_warned_about_at_start(monkeypatch) -> None:
+    use(monkeypatch, WEBHOOK_TOKEN_SECRET_ARN="arn:aws:x:same", OPERATOR_TOKEN_SECRET_ARN="arn:aws:x:same")
+    warnings = guards.open_route_warnings(get_settings())
+    assert any("OPERATOR_TOKEN_SECRET_ARN is WEBHOOK_TOKEN_SECRET_ARN" in w for w in warnings), warnings
