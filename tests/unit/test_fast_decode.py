@@ -156,7 +156,7 @@ def documents(draw: st.DrawFn) -> Any:
 @st.composite
 def payloads(draw: st.DrawFn) -> bytes:
     raw = json.dumps(draw(documents()), ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
-    mutation = draw(st.integers(0, 16)) - 11  # mostly none (hypothesis favours the small values)
+    mutation = draw(st.integers(0, 20)) - 12  # mostly none (hypothesis favours the small values)
     if mutation == 0 and raw:  # a byte changed anywhere: broken JSON, or valid JSON of another shape
         at = draw(st.integers(0, len(raw) - 1))
         raw = raw[:at] + bytes([draw(st.integers(0, 255))]) + raw[at + 1 :]
@@ -168,6 +168,14 @@ def payloads(draw: st.DrawFn) -> bytes:
         raw = raw + draw(st.sampled_from([b" ", b"\n", b"x", b"{}", b"\x00"]))
     elif mutation == 4:
         raw = raw.replace(b'"extra": ', b'"extra": NaN, "x": ', 1)
+    elif mutation == 5:  # bytes that are not UTF-8 (CESU surrogates, overlong, stray) in any string
+        bad = draw(st.sampled_from([b"\xed\xa0\x80", b"\xc0\xaf", b"\xff", b"\xf4\x90\x80\x80", b"\xe9"]))
+        raw = raw.replace(b'"WH-', b'"' + bad + b"WH-", 1).replace(b'"extra": "', b'"extra": "' + bad, 1)
+    elif mutation == 6:  # nesting in an ignored field, around pydantic's limit
+        depth = draw(st.sampled_from([1, 60, 63, 64, 65, 199, 200, 201, 400]))
+        raw = raw[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
+    elif mutation == 7:
+        raw = b"\xef\xbb\xbf" + raw  # a byte order mark
     return raw
 
 
