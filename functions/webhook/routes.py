@@ -24,6 +24,7 @@ from common.intake.group_commit import ingest_one
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest, error_response, invalid_response
 from functions.http.guards import PayloadTooLarge, bearer_token_ok, read_body_limited, webhook_token
+from functions.http.lean import lean_post
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 
@@ -193,6 +194,10 @@ def _answer(outcome: Outcome) -> Response:
     responses=_RESPONSES,
     openapi_extra=_REQUEST_BODY,
 )
+# Served in front of FastAPI's routing too (functions.http.lean), by this very function. `guards`
+# must name every dependency of this route (a request guard added above, e.g. Content-Type or
+# Origin checks): the lean path runs them itself, and leaves the route to FastAPI until they match.
+@lean_post(guards=())
 async def receive_event(request: Request) -> Response:
     """Apply one departure or arrival, exactly once; the answer says what became of it."""
     settings = get_settings()
