@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from tools.chaos import procs
+from tools import procs
 from tools.corpus import Case, accepted_cases, rejected_cases, valid_arrival
 
 WEBHOOK = "/api/v1/kafka/webhook"

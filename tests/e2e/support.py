@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from tools.procs import free_port as free_port  # re-exported: the e2e tests take it from here
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WEBHOOK = "/api/v1/kafka/webhook"
@@ -73,12 +75,6 @@ def rejected_cursor_before(rejected_event_id: int) -> str:
     from common.adapters.cursor import encode_cursor
 
     return encode_cursor("rejected", rejected_event_id - 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

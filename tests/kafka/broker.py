@@ -10,7 +10,7 @@ storage formatted with `kafka.tools.StorageTool`. It listens on spare ports of 1
   and localhost, so the client's host name check passes).
 
 Everything lives in a temporary directory and the process is reaped at interpreter exit
-(tools.chaos.procs), so an interrupted run leaves nothing behind.
+(tools.procs), so an interrupted run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.chaos import procs
+from tools import procs
 
 LIBS = procs.ROOT / ".stack" / "kafka" / "libs"
 LOG4J = procs.ROOT / "infra" / "kafka" / "log4j2.yaml"

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tools.chaos import procs
+from tools import procs
 from tools.kafka_helpers import (
     BOOTSTRAP,
     applied_count,

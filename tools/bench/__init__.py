@@ -1,1 +1,2 @@
-"""The benchmarks and the load test: `make bench`, `make loadtest` (infra/scripts/bench.sh)."""
+"""The benchmarks: `make bench` (`python -m tools.bench.run`, infra/scripts/bench.sh), `make loadtest`
+(`python -m tools.bench.loadtest`), and the console and reconcile benchmarks; docs/performance.md."""

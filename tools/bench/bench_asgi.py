@@ -2,8 +2,9 @@
 
 - `app`: the local app plus `GET /bench/noop`, a constant JSON body through the same app and
   middleware as `GET /api/v1/warehouse/.../products/...` (an async route, like it), with no cache,
-  query or serialisation: the gap between the two is what reading stock costs. The route exists
-  only in this module, never in the app the project ships.
+  query or serialisation: the gap between the two is what reading stock costs. `POST /bench/noop`
+  reads the body and parses it as JSON, then answers a constant: the ceiling of the webhook on the
+  same server (row 4c). Both routes exist only in this module, never in the app the project ships.
 - `fastapi_noop`: a bare FastAPI app with one async route answering that constant: FastAPI's own
   ceiling on this machine, with the same uvicorn and worker count.
 - `bare_noop`: an ASGI callable answering it: the server's ceiling (uvicorn, httptools, uvloop).
@@ -13,19 +14,29 @@ Served with `uvicorn tools.bench.bench_asgi:app` (or `:fastapi_noop`, `:bare_noo
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
+import json
+
+from fastapi import FastAPI, Request, Response
 from starlette.types import Receive, Scope, Send
 
 from functions.local_app.main import app
 
 NOOP_PATH = "/bench/noop"
 NOOP_BODY = b'{"warehouse_id":"00000000-0000-4000-8000-000000000000","quantity":0}'
+NOOP_POST_BODY = b'{"status":"applied"}'
 
 
 @app.get(NOOP_PATH, include_in_schema=False)
 async def noop() -> Response:
     """An async route like get_stock, through the same middleware, doing nothing."""
     return Response(NOOP_BODY, media_type="application/json")
+
+
+@app.post(NOOP_PATH, include_in_schema=False)
+async def noop_post(request: Request) -> Response:
+    """The webhook's floor on this server: the same body read and JSON-parsed, nothing applied."""
+    json.loads(await request.body())
+    return Response(NOOP_POST_BODY, media_type="application/json")
 
 
 fastapi_noop = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)

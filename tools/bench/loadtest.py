@@ -21,23 +21,25 @@ import argparse
 import contextlib
 import csv
 import os
-import pickle
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tools.bench import harness
+from tools.bench.cpu import rss_kb
+from tools.bench.producer import count_applied, exact_applied, kafka_admin, remove_stream
+from tools.bench.producer import start as start_producer
+from tools.bench.run import parse_args as bench_config
+from tools.bench.servers import STOCK_PATH, Server
+from tools.bench.workload import Workload, generate
+from tools.bench.wrk import STOCK_LUA, WrkResult, paths_file, run_wrk
+from tools.procs import stop_all
 
-from tools.bench import run_bench as rb  # noqa: E402
-from tools.bench.workload import Workload, generate  # noqa: E402
-
+ROOT = harness.ROOT
 OUT_DIR = ROOT / ".stack" / "loadtest"
 
 
@@ -67,30 +69,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def reader_loop(
     base: str,
-    paths_file: str,
+    reads_file: str,
     connections: int,
     stop: threading.Event,
-    out: list[tuple[float, float, rb.WrkResult]],
+    out: list[tuple[float, float, WrkResult]],
 ) -> None:
     """Back-to-back one-second wrk runs until `stop`, each kept with its (start, end) wall time."""
     while not stop.is_set():
         started = time.time()
         try:
-            result = rb.run_wrk(base + "/", rb.STOCK_LUA, [paths_file], connections=connections, seconds=1)
+            result = run_wrk(base + "/", STOCK_LUA, [reads_file], connections=connections, seconds=1)
         except RuntimeError as exc:
-            rb.log(f"reader: {exc}")
+            harness.log(f"reader: {exc}")
             time.sleep(0.5)
             continue
         out.append((started, time.time(), result))
 
 
-def window_at(reads: list[tuple[float, float, rb.WrkResult]], moment: float) -> rb.WrkResult | None:
+def window_at(reads: list[tuple[float, float, WrkResult]], moment: float) -> WrkResult | None:
     """The read window covering `moment` (None in the few ms between two wrk runs)."""
     return next((r for start, end, r in reversed(reads) if start <= moment <= end), None)
 
 
 def plot(
-    samples: list[Sample], windows: list[tuple[float, rb.WrkResult]], rate: float, path: Path, title: str
+    samples: list[Sample], windows: list[tuple[float, WrkResult]], rate: float, path: Path, title: str
 ) -> None:
     """Top: events applied/s and reads/s; bottom: read p50/p99. Reads at each wrk window's midpoint."""
     import matplotlib
@@ -124,65 +126,56 @@ def plot(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rb.OUT_DIR.mkdir(parents=True, exist_ok=True)
-    rb.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    harness.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    harness.LOG_DIR.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    cfg = rb.parse_args(["--runs", "1", "--http-workers", str(args.http_workers)])
+    cfg = bench_config(["--runs", "1", "--http-workers", str(args.http_workers)])
     os.environ.update(
         DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url, KAFKA_BOOTSTRAP_SERVERS=cfg.bootstrap
     )
     os.environ.pop("DB_SECRET_ARN", None)
-    rb.prepare_database(cfg.database_url)
-    rb.truncate()
+    harness.prepare_database(cfg.database_url)
+    harness.truncate()
 
     from kafka.admin import NewTopic
 
     total = int(args.rate * args.duration)
-    rb.log(
+    harness.log(
         f"loadtest: {args.duration:g} s, {args.rate:,} events/s through Kafka ({total:,} events), "
         f"GET stock with {args.read_connections} connections"
     )
     work = generate(total, seed=int(uuid.uuid4().hex[:8], 16))
     warm = generate(1, seed=1)
     topic = f"loadtest-{cfg.nonce}"
-    admin = rb._kafka_admin(cfg)
+    admin = kafka_admin(cfg)
     admin.create_topics([NewTopic(topic, 3, 1)])
-    tmp = Path(tempfile.mkdtemp(prefix="loadtest-", dir=rb.OUT_DIR))
-    data = tmp / "stream.pickle"
-    data.write_bytes(
-        pickle.dumps(
-            {
-                "bootstrap": cfg.bootstrap,
-                "topic": topic,
-                "partitions": 3,
-                "keys": work.keys,
-                "values": work.values,
-                "warmup": list(zip(warm.keys, warm.values, strict=True)),
-                "rate": args.rate,
-            }
-        )
-    )
-    paths_file = rb._paths_file("loadtest", [rb.STOCK_PATH.format(w=w, p=p) for w, p in sorted(work.stock)])
-    poller_log = open(rb.LOG_DIR / "poller-loadtest.log", "ab")  # noqa: SIM115 - closed below
-    env = rb.child_env(cfg, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"loadtest-{topic}", LOG_LEVEL="INFO")
+    spec = {
+        "bootstrap": cfg.bootstrap,
+        "topic": topic,
+        "partitions": 3,
+        "keys": work.keys,
+        "values": work.values,
+        "warmup": list(zip(warm.keys, warm.values, strict=True)),
+        "rate": args.rate,
+    }
+    reads_file = paths_file("loadtest", [STOCK_PATH.format(w=w, p=p) for w, p in sorted(work.stock)])
+    poller_log = open(harness.LOG_DIR / "poller-loadtest.log", "ab")  # noqa: SIM115 - closed below
+    env = harness.child_env(cfg, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"loadtest-{topic}", LOG_LEVEL="INFO")
     poller = subprocess.Popen(
-        [rb.PY, "-m", "functions.local_app.poller"], cwd=ROOT, env=env, stdout=poller_log, stderr=poller_log
-    )
-    producer = subprocess.Popen(
-        [rb.PY, str(Path(rb.__file__)), "--producer", str(data)],
+        [harness.PY, "-m", "functions.local_app.poller"],
         cwd=ROOT,
-        env=rb._producer_env(cfg),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        env=env,
+        stdout=poller_log,
+        stderr=poller_log,
     )
-    server = rb.Server(cfg, workers=args.http_workers, cache=True)
+    producer, data = start_producer(cfg, spec, "loadtest-")
+    server = Server(cfg, workers=args.http_workers, cache=True)
     stop_reads = threading.Event()
-    reads: list[tuple[float, float, rb.WrkResult]] = []
+    reads: list[tuple[float, float, WrkResult]] = []
     samples: list[Sample] = []
     reader = threading.Thread(
         target=reader_loop,
-        args=(server.base, paths_file, args.read_connections, stop_reads, reads),
+        args=(server.base, reads_file, args.read_connections, stop_reads, reads),
         daemon=True,
     )
     problems: list[str] = []
@@ -190,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         assert producer.stdout is not None and producer.stdin is not None
         if producer.stdout.readline().strip() != "ready":
             raise RuntimeError("the producer did not start")
-        with rb.db() as conn:
+        with harness.db() as conn:
             deadline = time.monotonic() + 60
-            while rb.count_applied(conn, topic) < 1:
+            while count_applied(conn, topic) < 1:
                 if poller.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the poller did not apply the warm-up event (log: {poller_log.name})")
                 time.sleep(0.1)
@@ -202,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             producer.stdin.flush()
             first = float(producer.stdout.readline().split()[1])
             expected = work.applied + warm.applied
-            last_applied, last_t = rb.count_applied(conn, topic), first
+            last_applied, last_t = count_applied(conn, topic), first
             end_load = first + args.duration
             end_drain = end_load + args.drain
             next_tick = first + 1
@@ -210,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, next_tick - time.time()))
                 next_tick += 1
                 now = time.time()
-                applied = rb.count_applied(conn, topic)
+                applied = count_applied(conn, topic)
                 if applied >= expected:
-                    applied = rb.exact_applied(conn, topic)
+                    applied = exact_applied(conn, topic)
                 samples.append(
                     Sample(
                         t=round(now - first, 2),
@@ -223,13 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                         read_p50_ms=float("nan"),
                         read_p99_ms=float("nan"),
                         read_errors=0,
-                        poller_rss_mb=rb.rss_kb(poller.pid)[0] / 1024,
+                        poller_rss_mb=rss_kb(poller.pid)[0] / 1024,
                     )
                 )
                 last_applied, last_t = applied, now
                 if now >= end_load and not stop_reads.is_set():
                     stop_reads.set()
-                    rb.log(f"load phase over: {applied - warm.applied:,}/{work.applied:,} applied; draining")
+                    harness.log(
+                        f"load phase over: {applied - warm.applied:,}/{work.applied:,} applied; draining"
+                    )
                 if applied >= expected and now >= end_load:
                     break
                 if now >= end_drain:
@@ -241,14 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         stop_reads.set()
         reader.join(10)
         server.stop()
-        rb.stop_processes(producer, poller)
+        stop_all(producer, poller)
         poller_log.close()
         with contextlib.suppress(Exception):
             admin.delete_topics([topic])
         admin.close()
-        data.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            tmp.rmdir()
+        remove_stream(data)
 
     # Each second's reads come from the wrk window covering its middle. Matched now, not while
     # sampling: the one-second wrk runs and the one-second ticks keep their phase, so the window
@@ -267,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             stock={**work.stock, **warm.stock},
             movements=work.movements | warm.movements,
         )
-        problems = rb.check_state(combined)
+        problems = harness.check_state(combined)
     load = [s for s in samples if s.t <= args.duration]
     read_errors = sum(r.non2xx + r.socket_errors for _, _, r in reads)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -279,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def med(values: list[float]) -> float:
         clean = [v for v in values if v == v]  # drop NaN
-        return rb.med(clean) if clean else float("nan")
+        return harness.med(clean) if clean else float("nan")
 
     applied_rate = med([s.applied_per_s for s in load[2:]])
     reads_rate = med([s.reads_per_s for s in load if s.reads_per_s])

@@ -24,122 +24,25 @@ import random
 import secrets
 import signal
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
-import psycopg
 
-from common.operations.reconcile import reconcile
-from tools.chaos import procs
+from tools import procs
+from tools.chaos.checks import Checks
+from tools.chaos.faults import Faults
+from tools.chaos.phases import FULL, GROUP, SHORT, HardLimit, PhaseReport, Profile, Window, say
 from tools.chaos.stack import ChaosStack, default_state_dir
-from tools.chaos.workload import (
-    Generator,
-    Item,
-    KafkaSender,
-    Model,
-    Reader,
-    Sample,
-    WebhookSender,
-    wait_until,
-)
-
-GROUP = "chaos-stock"
-GRACE = 2.0  # seconds a read may straddle the edge of an outage window
+from tools.chaos.workload import Generator, KafkaSender, Model, Reader, WebhookSender, wait_until
 
 
-@dataclass(frozen=True)
-class Profile:
-    rate: float  # generator ticks per second (a tick sends one or two events)
-    before: float  # streaming before the fault
-    after: float  # streaming after recovery
-    postgres_down: float
-    redis_down: float
-    kafka_down: float
-    poller_down: float
-    drain_timeout: float
-    hard_limit: float  # the whole run, set-up included
+class Suite(Faults, Checks):
+    """The run: set-up, the phases in order (each a fault between streaming), drain, teardown."""
 
-
-SHORT = Profile(
-    rate=20,
-    before=3,
-    after=4,
-    postgres_down=3,
-    redis_down=4,
-    kafka_down=2,
-    poller_down=1,
-    drain_timeout=150,
-    hard_limit=900,
-)
-FULL = Profile(
-    rate=50,
-    before=10,
-    after=15,
-    postgres_down=10,
-    redis_down=10,
-    kafka_down=10,
-    poller_down=3,
-    drain_timeout=300,
-    hard_limit=2400,
-)
-
-
-@dataclass
-class Window:
-    kind: str  # postgres | redis | kafka | poller
-    phase: str
-    start: float
-    end: float = float("inf")
-
-    def overlaps(self, sample: Sample) -> bool:
-        return sample.began <= self.end + GRACE and sample.ended >= self.start
-
-
-@dataclass
-class PhaseReport:
-    name: str
-    sent: int = 0
-    kafka: int = 0
-    webhook: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    parked: int = 0
-    refused: int = 0
-    reads: int = 0
-    reads_503: int = 0
-    stock_ok: bool = False
-    books_ok: bool = False
-    seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.stock_ok and self.books_ok and not self.problems
-
-    def line(self) -> str:
-        return (
-            f"{self.name:<33} sent {self.sent:>5} (kafka {self.kafka}, webhook {self.webhook})  "
-            f"applied {self.applied:>5}  duplicates {self.duplicates:>4}  parked {self.parked:>4}  "
-            f"refused {self.refused:>3}  reads {self.reads:>5} (503 {self.reads_503})  "
-            f"stock {'OK' if self.stock_ok else 'FAIL'}  books {'OK' if self.books_ok else 'FAIL'}  "
-            f"{self.seconds:5.1f}s  "
-            f"{'PASS' if self.ok else 'FAIL'}"
-        )
-
-
-class HardLimit(Exception):
-    """The run exceeded its time budget."""
-
-
-class Suite:
     def __init__(self, stack: ChaosStack, profile: Profile, seed: int, redis_pause: bool = False) -> None:
         self.stack = stack
         self.redis_pause = redis_pause
@@ -265,127 +168,7 @@ class Suite:
         for note in report.notes[:3]:
             say(f"    {note}")
 
-    # --- faults -------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def window(self, kind: str) -> Iterator[Window]:
-        assert self.reader
-        window = Window(kind, self.reader.phase, time.monotonic())
-        self.windows.append(window)
-        try:
-            yield window
-        finally:
-            if window.end == float("inf"):
-                window.end = time.monotonic()
-
-    def fault_poller(self) -> None:
-        with self.window("poller"):
-            procs.kill9(self.poller)
-            time.sleep(self.profile.poller_down)
-            self.start_poller()
-
-    def fault_postgres(self) -> None:
-        with self.window("postgres") as window:
-            self.stack.stop_service("postgres")
-            time.sleep(self.profile.postgres_down)
-            self.stack.start_service("postgres")
-            self.wait_ready_after("PostgreSQL")
-            window.end = time.monotonic()
-
-    def fault_postgres_and_redis(self) -> None:
-        """Both stopped at once, kept down, both started at once: reads fall back to nothing."""
-        with self.window("postgres") as pg_window, self.window("redis"):
-            both("stop", self.stack.stop_service, ["postgres", "redis"])
-            time.sleep(self.profile.postgres_down)
-            both("start", self.stack.start_service, ["postgres", "redis"])
-            self.wait_ready_after("PostgreSQL and Redis")
-            pg_window.end = time.monotonic()
-
-    def fault_kafka_while_postgres_down(self) -> None:
-        """PostgreSQL stopped, then the broker stopped and started while it is still down: the
-        poller, failing its batch, also loses its broker and group; then PostgreSQL is started."""
-        with self.window("postgres") as pg_window:
-            self.stack.stop_service("postgres")
-            time.sleep(self.profile.poller_down)
-            with self.window("kafka"):
-                self.stack.stop_service("kafka")
-                time.sleep(self.profile.kafka_down)
-                self.stack.start_service("kafka")
-            time.sleep(self.profile.poller_down)
-            self.stack.start_service("postgres")
-            self.wait_ready_after("PostgreSQL")
-            pg_window.end = time.monotonic()
-
-    def wait_ready_after(self, what: str) -> None:
-        if not wait_until(lambda: self.ready_status() == 200, 90, 0.2):
-            raise RuntimeError(f"/ready did not come back to 200 within 90 s of restarting {what}")
-
-    def fault_redis(self) -> None:
-        with self.window("redis"):
-            self.stack.stop_service("redis")
-            time.sleep(self.profile.redis_down)
-            self.stack.start_service("redis")
-
-    def fault_kafka(self) -> None:
-        with self.window("kafka"):
-            self.stack.stop_service("kafka")
-            time.sleep(self.profile.kafka_down)
-            self.stack.start_service("kafka")
-
-    def fault_redis_pause(self) -> list[str]:
-        """Redis frozen (SIGSTOP), not restarted: it comes back with the entries it had.
-
-        A write while it is frozen cannot bump the cache version, so a read after it thaws may
-        serve the value from before the write. Probed in a quiet moment (stream paused): read every
-        pair (cached), freeze Redis, write one arrival per pair, thaw, read every pair again.
-        """
-        assert self.generator
-        phase = self.generator.phase
-        self.generator.stop()
-        problems: list[str] = []
-        url = self.base_url + "/api/v1/warehouse/{}/products/{}"
-        with httpx.Client(timeout=20, headers={"authorization": f"Bearer {self.token}"}) as client:
-            for w, p in self.model.keys:
-                client.get(url.format(w, p))
-            with self.window("redis"):
-                self.stack.pause_service("redis")
-                try:
-                    for w, p in self.model.keys:
-                        item = self.model.valid_item(uuid.uuid4(), "arrival", w, p, 1, "webhook", phase)
-                        self.generator.items.append(item)
-                        response = client.post(f"{self.base_url}/api/v1/kafka/webhook", content=item.body)
-                        item.status = response.status_code
-                        item.answer = response.json()
-                    time.sleep(max(0.0, self.profile.redis_down - 2))
-                finally:
-                    self.stack.resume_service("redis")
-            time.sleep(0.5)
-
-            def stale_pairs() -> list[tuple[Any, Any, int]]:
-                out = []
-                for (w, p), want in self.model.stock.items():
-                    got = client.get(url.format(w, p)).json().get("quantity")
-                    if got != want:
-                        out.append(((w, p), got, want))
-                return out
-
-            thawed = time.monotonic()
-            stale = stale_pairs()
-            if stale:
-                # How long a client would keep reading the old value with no further write.
-                fresh = wait_until(lambda: not stale_pairs(), 120, 1.0)
-                lasted = f"{time.monotonic() - thawed:.0f}s" if fresh else "more than 120s"
-                problems.append(
-                    f"{len(stale)}/{len(self.model.keys)} pair(s) read stale after Redis thawed "
-                    f"(written while it was frozen) for {lasted}, e.g. {stale[0]}"
-                )
-        self.generator.start(phase)
-        return problems
-
-    def ready_status(self) -> int:
-        return httpx.get(f"{self.base_url}/ready", timeout=10).status_code
-
-    # --- drain and verify -----------------------------------------------------------------------------
+    # --- drain ---------------------------------------------------------------------------------------
 
     def drain(self) -> list[str]:
         assert self.kafka and self.webhook
@@ -430,162 +213,6 @@ class Suite:
             return f"offsets unavailable: {exc}"
         return f"committed {committed}, end {ends}"
 
-    def verify(self, report: PhaseReport, items: list[Item]) -> None:
-        report.sent = len(items)
-        report.kafka = sum(i.path == "kafka" for i in items)
-        report.webhook = report.sent - report.kafka
-        report.duplicates = sum(i.kind == "duplicate" for i in items)
-        try:
-            with psycopg.connect(self.stack.database_url, connect_timeout=10) as conn:
-                self.verify_ledger(report, items, conn)
-                self.verify_stock(report, conn)
-            with psycopg.connect(self.stack.database_url, autocommit=True, connect_timeout=10) as conn:
-                self.verify_books(report, conn)
-        except psycopg.Error as exc:
-            report.problems.append(f"verification query failed: {exc}")
-
-    def verify_books(self, report: PhaseReport, conn: psycopg.Connection) -> None:
-        """`warehouse-stock reconcile` over the whole database: every discrepancy fails the phase."""
-        books = reconcile(conn)
-        report.books_ok = books.ok
-        report.problems += [f"books: {d.line()}" for d in books.discrepancies]
-        report.notes += [f"books note: {n.line()}" for n in books.notes]
-
-    def verify_ledger(self, report: PhaseReport, items: list[Item], conn: psycopg.Connection) -> None:
-        valid = {i.event_key for i in items if i.kind == "valid" and i.event_key}
-        movement_ids = list({key[0] for key in valid})
-        found = {
-            (mid, event)
-            for mid, event in conn.execute(
-                "SELECT movement_id, event FROM movement_events WHERE movement_id = ANY(%s)", (movement_ids,)
-            )
-        }
-        report.applied = len(valid & found)
-        missing = valid - found
-        if missing:
-            report.problems.append(f"{len(missing)} valid event(s) never applied, e.g. {sorted(missing)[:2]}")
-        total = conn.execute("SELECT count(*) FROM movement_events").fetchone()
-        if total is None or total[0] != len(self.model.valid_events):
-            report.problems.append(
-                f"movement_events holds {total[0] if total else '?'} rows, "
-                f"{len(self.model.valid_events)} distinct valid events were sent"
-            )
-        parked = {
-            (partition, offset): reason
-            for partition, offset, reason in conn.execute(
-                "SELECT kafka_partition, kafka_offset, reason FROM rejected_events WHERE kafka_topic = %s",
-                (self.stack.topic,),
-            )
-        }
-        for item in items:
-            if item.path == "kafka":
-                self.verify_kafka_item(report, item, parked)
-            else:
-                self.verify_webhook_item(report, item, conn)
-
-    def verify_kafka_item(self, report: PhaseReport, item: Item, parked: dict[tuple[int, int], str]) -> None:
-        if not item.offsets:
-            report.problems.append(f"kafka {item.kind} record has no acknowledged offset")
-            return
-        if item.kind in ("bad", "insufficient"):
-            want = "invalid" if item.kind == "bad" else "insufficient_stock"
-            for where in item.offsets:
-                if parked.get(where) != want:
-                    report.problems.append(
-                        f"kafka {item.kind} record at {where} parked as {parked.get(where)}"
-                    )
-                    return
-            report.parked += 1
-        elif any(where in parked for where in item.offsets):
-            report.problems.append(f"kafka {item.kind} record at {item.offsets} was parked")
-
-    def verify_webhook_item(self, report: PhaseReport, item: Item, conn: psycopg.Connection) -> None:
-        answer = item.answer or {}
-        if item.status is None:
-            report.problems.append(f"webhook {item.kind}: no answer ({item.error})")
-        elif item.kind in ("valid", "duplicate"):
-            if item.status != 200 or answer.get("status") not in ("applied", "duplicate"):
-                report.problems.append(f"webhook {item.kind}: {item.status} {str(answer)[:200]}")
-        elif item.kind == "bad":
-            if item.status not in (413, 422):
-                report.problems.append(f"webhook bad payload: {item.status} {str(answer)[:200]}")
-            report.refused += 1
-        else:  # insufficient
-            rejected_id = answer.get("rejected_event_id")
-            row = conn.execute("SELECT reason FROM rejected_events WHERE id = %s", (rejected_id,)).fetchone()
-            if item.status != 409 or row is None or row[0] != "insufficient_stock":
-                report.problems.append(f"webhook insufficient departure: {item.status} {answer}, row {row}")
-            else:
-                report.parked += 1
-
-    def verify_stock(self, report: PhaseReport, conn: psycopg.Connection) -> None:
-        rows = dict(
-            ((w, p), q) for w, p, q in conn.execute("SELECT warehouse_id, product_id, quantity FROM stock")
-        )
-        wrong = [(k, rows.get(k), want) for k, want in self.model.stock.items() if rows.get(k) != want]
-        if rows.get(self.model.empty, 0) != 0:
-            wrong.append((self.model.empty, rows.get(self.model.empty), 0))
-        http_wrong = []
-        with httpx.Client(timeout=20) as client:
-            for (w, p), want in self.model.stock.items():
-                response = client.get(f"{self.base_url}/api/v1/warehouse/{w}/products/{p}")
-                got = response.json().get("quantity") if response.status_code == 200 else response.status_code
-                if got != want:
-                    http_wrong.append(((w, p), got, want))
-        report.stock_ok = not wrong and not http_wrong
-        if wrong:
-            report.problems.append(
-                f"{len(wrong)} pair(s) with the wrong stock in PostgreSQL, e.g. {wrong[:2]}"
-            )
-        if http_wrong:
-            report.problems.append(
-                f"{len(http_wrong)} pair(s) read wrong over HTTP (stale cache?), e.g. {http_wrong[:2]}"
-            )
-
-    def check_reads(self, report: PhaseReport, name: str) -> None:
-        assert self.reader
-        samples = [s for s in list(self.reader.samples) if s.phase == name]
-        report.reads = sum(s.what == "stock" for s in samples)
-        pg_windows = [w for w in self.windows if w.kind == "postgres"]
-        bad: list[str] = []
-        for s in samples:
-            in_pg = any(w.overlaps(s) for w in pg_windows)
-            if s.status == 503 and s.retry_after and in_pg:
-                report.reads_503 += s.what == "stock"
-                continue
-            if s.status != 200:
-                bad.append(f"{s.what} {s.status or s.error} at +{s.began - self.t0:.1f}s")
-        if bad:
-            report.problems.append(
-                f"{len(bad)} read(s) not 200 (nor 503 while PostgreSQL was down): {bad[:5]}"
-            )
-        ready = [s for s in samples if s.what == "ready"]
-        for window in (w for w in self.windows if w.phase == name and w.kind in ("postgres", "redis")):
-            inside = [s for s in ready if window.start <= s.began <= window.end]
-            if not inside:
-                report.problems.append(f"no /ready sample during the {window.kind} outage")
-            elif window.kind == "postgres" and not any(s.status == 503 and s.retry_after for s in inside):
-                report.problems.append("/ready never said 503 (with Retry-After) while PostgreSQL was down")
-            elif window.kind == "redis" and not any(
-                (s.body or {}).get("redis") == "unavailable" for s in inside
-            ):
-                report.problems.append("/ready never showed redis unavailable while Redis was stopped")
-
-    def check_logs(self) -> list[str]:
-        """No secret in anything the app or the pollers printed, faults included."""
-        problems = []
-        for log in sorted(self.stack.log_dir.glob("*.log")):
-            if not (log.name.startswith(("app", "poller"))):
-                continue
-            text = log.read_text(errors="replace")
-            for secret, what in (
-                (self.stack.db_password, "database password"),
-                (self.token, "webhook token"),
-            ):
-                if secret in text:
-                    problems.append(f"{what} appears in {log.name}")
-        return problems
-
     # --- teardown ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -600,29 +227,6 @@ class Suite:
         for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
-
-
-def both(what: str, action: Callable[[str], None], services: list[str]) -> None:
-    """`action` on each service at the same moment (a thread each); the first error is raised."""
-    errors: list[BaseException] = []
-
-    def run(name: str) -> None:
-        try:
-            action(name)
-        except BaseException as exc:  # re-raised below, in the driver's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(n,), name=f"{what}-{n}") for n in services]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
-def say(message: str) -> None:
-    print(f"[chaos] {message}", flush=True)
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:

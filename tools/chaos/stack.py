@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from tools.chaos import procs
+from tools import procs
 
 CHAOS_SH = procs.ROOT / "infra" / "scripts" / "chaos.sh"
 

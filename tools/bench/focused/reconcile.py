@@ -1,4 +1,4 @@
-"""How long `warehouse-stock reconcile` takes on a million events: `python -m tools.bench.bench_reconcile`.
+"""How long `warehouse-stock reconcile` takes on a million events: `python -m tools.bench.focused.reconcile`.
 
 Seeds a database of its own (BENCH_RECONCILE_DATABASE_URL, default: DATABASE_URL's server, database
 `bench_reconcile`, created and migrated; its ledger tables emptied first) with consistent books

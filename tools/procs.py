@@ -1,6 +1,7 @@
-"""Child processes for the corpus and fault suites: started in their own session, always reaped.
+"""Child processes for every tool (the fault suite, the benchmarks) and the tests that start them.
 
-Every process started here is remembered and killed at interpreter exit (atexit), so a failed or
+Free ports, starting the app or a poller in its own session, stopping processes. Every process
+started with `start` is remembered and killed at interpreter exit (atexit), so a failed or
 interrupted run never leaves an app or a poller behind on the machine. Only 127.0.0.1 is used.
 """
 
@@ -17,11 +18,11 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 
 _children: list[subprocess.Popen[bytes]] = []
@@ -106,6 +107,18 @@ def stop(proc: subprocess.Popen[bytes] | None, *, sig: int = signal.SIGTERM, tim
                 proc.wait(5)
     if proc in _children:
         _children.remove(proc)
+
+
+def stop_all(*processes: subprocess.Popen[Any]) -> None:
+    """SIGTERM every process still running, then wait; kill what does not stop within 20 s.
+
+    All are signalled before any is waited for, so they shut down side by side."""
+    for proc in processes:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        stop(proc, timeout=20)
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:

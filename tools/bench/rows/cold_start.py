@@ -6,7 +6,7 @@ import of the module and its first invocation with the module's sample event fro
 `infra/events/`. The first invocation includes what Lambda's first request pays too: the
 connection pool's first connection, the Redis client, Pydantic's lazily built validators.
 
-Run alone: `python tools/bench/cold_start.py [--runs 3]`.
+Row 6 of `make bench` (`run`); alone: `python -m tools.bench.rows.cold_start [--runs 3]`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:  # the harness imports the service: a measured child must not
+    from tools.bench.harness import Config, Report
+
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS_DIR = ROOT / "infra" / "events"
 
 
@@ -133,7 +136,8 @@ def measure(module: str, event: Path, env: dict[str, str], *, timeout: float = 6
     """One fresh process for `module`; its handler output goes to a log, not to our stdout."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--child", module, str(event), str(out), str(time.time_ns())]
+        cmd = [sys.executable, "-m", "tools.bench.rows.cold_start", "--child", module, str(event), str(out),
+               str(time.time_ns())]  # fmt: skip
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout, check=False)
         if proc.returncode != 0 or not out.exists():
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -164,6 +168,27 @@ def measure_all(env: dict[str, str], runs: int = 3) -> list[tuple[ColdStart, lis
     return results
 
 
+def run(cfg: Config, report: Report) -> None:
+    """Row 6 of `make bench`: every handler module, the median of `cfg.runs` fresh processes."""
+    from tools.bench.harness import Row, child_env
+
+    results = measure_all(child_env(cfg, LOG_LEVEL="WARNING"), runs=cfg.runs)
+    report.raw["cold_start"] = [[asdict(best), [asdict(s) for s in runs]] for best, runs in results]
+    for best, _runs in results:
+        name = best.module.removeprefix("functions.").removesuffix(".handler")
+        if best.status.startswith(("failed", "no sample")):
+            report.add(Row(f"6. cold start {name}", best.status))
+            continue
+        report.add(
+            Row(
+                f"6. cold start {name} ({best.event})",
+                f"{best.total_ms:,.0f} ms",
+                note=f"import {best.import_ms:,.0f} + first call {best.first_call_ms:,.0f} ms "
+                f"(+ interpreter {best.interpreter_ms:,.0f} ms); answer {best.status}",
+            )
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.child:
-        sys.path.insert(0, str(ROOT))
         module, event, out, started = args.child
         _child(module, event, out, int(started))
         return 0

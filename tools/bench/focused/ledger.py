@@ -1,6 +1,6 @@
 """apply_events throughput: one batch of 10,000 valid events in one call, median of 5 runs.
 
-    .venv/bin/python tools/bench/bench_ledger.py [--database-url URL] [--runs 5] [--events 10000]
+    .venv/bin/python -m tools.bench.focused.ledger [--database-url URL] [--runs 5] [--events 10000]
 
 Scenarios (fresh keys every run, tables emptied before each run; every outcome must be
 `applied` or the run fails):
@@ -24,20 +24,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import psycopg
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from common.adapters.db import connect  # noqa: E402
-from common.adapters.migrate import DATA_TABLES, migrate  # noqa: E402
-from common.domain.events import IncomingEvent, Origin, parse_event  # noqa: E402
-from common.ledger.apply import apply_events  # noqa: E402
+from common.adapters.db import connect
+from common.adapters.migrate import DATA_TABLES, migrate
+from common.domain.events import IncomingEvent, Origin, parse_event
+from common.ledger.apply import apply_events
 
 DEFAULT_URL = "postgresql://warehouse:warehouse@127.0.0.1:5432/ledger_dev"
 TABLES = DATA_TABLES

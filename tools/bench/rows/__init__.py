@@ -1,0 +1,1 @@
+"""The row families of `make bench`, one module each; tools/bench/run.py registers them."""
