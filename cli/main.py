@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import migrations, reconcile, redrive, replay, retention
+from cli import migrations, poller, reconcile, redrive, replay, retention
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operator commands of the warehouse stock service (configuration: see .env.example).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for module in (migrations, replay, reconcile, retention, redrive):
+    for module in (migrations, replay, reconcile, retention, redrive, poller):
         module.register(commands)
     return parser
 

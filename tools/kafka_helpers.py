@@ -263,7 +263,10 @@ def committed_and_end(group: str, topic: str, partitions: int = 3) -> tuple[dict
         }
     finally:
         admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, client_id="kafka-tests-offsets")
+    # read_committed: the end the poller can reach is the last stable offset, as for the poller.
+    consumer = KafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, client_id="kafka-tests-offsets", isolation_level="read_committed"
+    )
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         end = {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # partition of KAFKA_TOPIC, at most one per core; 0: none. The app started on its own
     # (`uvicorn functions.local_app.main:app`) runs one poller thread instead, unless this is 0.
     kafka_pollers: int | None = Field(None, ge=0, le=64)
+    # A poller whose loop finished no iteration for this long is stalled: /ready says so and
+    # `make run`'s supervisor restarts it (longer than the poller's 30 s maximum backoff).
+    poller_stall_seconds: float = Field(60.0, ge=1.0, le=3600.0)
     access_log: bool = False
     webhook_token: str | None = Field(None, repr=False)
     webhook_token_secret_arn: str | None = None

@@ -27,6 +27,8 @@ DATA_TABLES = (
     "rejected_events",
     "event_outcome_counts",
     "consumer_lag",
+    "poller_status",
+    "poller_commands",
     "stock_opening",
 )
 # An arbitrary constant naming "schema migrations" among advisory locks.

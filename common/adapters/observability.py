@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from common.adapters import tracing
 from common.domain.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ KAFKA_BATCH_SECONDS = "warehouse_kafka_batch_seconds"
 HTTP_REQUEST_SECONDS = "http_request_duration_seconds"
 POLLER_LAG = "warehouse_poller_lag"
 POLLER_OFFSET_RESETS = "warehouse_poller_offset_resets_total"
+# A partition stopped on a batch the poller cannot decode (1 while paused), and the pauses so far.
+POLLER_PAUSED = "warehouse_poller_paused_partitions"
+POLLER_UNDECODABLE = "warehouse_poller_undecodable_batches_total"
+# When each poller's loop last finished an iteration (unix seconds); restarts of a stalled one.
+POLLER_LAST_LOOP = "warehouse_poller_last_loop_timestamp_seconds"
+POLLER_STALL_RESTARTS = "warehouse_poller_stall_restarts_total"
 # Age of the oldest record of a Kafka batch that failed (CloudWatch only): alarm on it well before
 # the topic's retention, when records of a batch that keeps failing would start to expire.
 KAFKA_FAILED_BATCH_RECORD_AGE = "warehouse_kafka_failed_batch_oldest_record_age_seconds"
@@ -53,6 +60,10 @@ class _Prometheus:
     http_seconds: Any
     poller_lag: Any
     offset_resets: Any
+    paused: Any
+    undecodable: Any
+    last_loop: Any
+    stall_restarts: Any
 
 
 _prometheus: _Prometheus | None = None
@@ -97,6 +108,26 @@ def enable_prometheus() -> None:
             POLLER_OFFSET_RESETS.removesuffix("_total"),
             "Times a poller found its position outside a partition (e.g. a recreated topic) and reset it.",
             ["topic", "partition", "reason"],
+        ),
+        paused=Gauge(
+            POLLER_PAUSED,
+            "1 while a poller holds a partition paused on a batch it cannot decode (resume or skip it).",
+            ["topic", "partition"],
+            multiprocess_mode="livesum",
+        ),
+        undecodable=PCounter(
+            POLLER_UNDECODABLE.removesuffix("_total"),
+            "Record batches a poller could not decode (its partition was paused).",
+            ["topic", "partition"],
+        ),
+        last_loop=Gauge(
+            POLLER_LAST_LOOP,
+            "When the poller's loop last finished an iteration (unix time), one series per poller process.",
+            multiprocess_mode="liveall",
+        ),
+        stall_restarts=PCounter(
+            POLLER_STALL_RESTARTS.removesuffix("_total"),
+            "Pollers restarted by the supervisor because their loop stopped finishing iterations.",
         ),
     )
 
@@ -156,8 +187,13 @@ def record_outcomes(outcomes: Iterable[Outcome], origin: str) -> None:
     """Count each event once, by the outcome it is counted under (a redelivery is a duplicate)."""
     # Counted by (status, reason) objects first (a C loop), named once per distinct pair: a batch
     # of 1,000 costs ~0.3 us an event, not one label lookup each.
-    for (counted, why), n in Counter(outcome.counted_as for outcome in outcomes).items():
-        labels = {"outcome": counted.value, "reason": why.value if why else "", "origin": origin}
+    counts = {
+        (counted.value, why.value if why else ""): n
+        for (counted, why), n in Counter(outcome.counted_as for outcome in outcomes).items()
+    }
+    tracing.add_outcome_counts({f"{s}.{r}" if r else s: n for (s, r), n in counts.items()})
+    for (status, reason), n in counts.items():
+        labels = {"outcome": status, "reason": reason, "origin": origin}
         if _prometheus is not None:
             _prometheus.events.labels(**labels).inc(n)
         _cloudwatch(EVENTS, n, labels)
@@ -208,6 +244,26 @@ def set_poller_lag(lag: int) -> None:
 
 
 @_never_raises
+def set_poller_paused(topic: str, partition: int, paused: bool) -> None:
+    if _prometheus is not None:
+        _prometheus.paused.labels(topic=topic, partition=str(partition)).set(1 if paused else 0)
+        if paused:
+            _prometheus.undecodable.labels(topic=topic, partition=str(partition)).inc()
+
+
+@_never_raises
+def set_poller_loop_finished(unix_seconds: float) -> None:
+    if _prometheus is not None:
+        _prometheus.last_loop.set(unix_seconds)
+
+
+@_never_raises
+def count_stall_restart() -> None:
+    if _prometheus is not None:
+        _prometheus.stall_restarts.inc()
+
+
+@_never_raises
 def count_offset_reset(topic: str, partition: int, reason: str) -> None:
     if _prometheus is not None:
         _prometheus.offset_resets.labels(topic=topic, partition=str(partition), reason=reason).inc()
@@ -251,12 +307,13 @@ class LocalContext:
 def lambda_entry(
     service: str, *, correlation_id_path: str | None = None
 ) -> Callable[[LambdaHandler], LambdaHandler]:
-    """Wrap a Lambda handler: Powertools logger context, tracer, and a metrics flush per invocation.
+    """Wrap a Lambda handler: Powertools logger context, an OpenTelemetry span (common.adapters.tracing:
+    one per batch or request), and a metrics flush per invocation.
 
     Used by every function (HTTP and Kafka alike). Built at import time without I/O. A handler
     called without a context (the local poller) gets a stand-in, so it runs the same code path.
     """
-    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools import Logger, Metrics
 
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     powertools_logger = Logger(service=service)
@@ -269,14 +326,12 @@ def lambda_entry(
             source_logger=powertools_logger, include={"common", "functions", "mangum"}
         )
     metrics = Metrics(namespace=namespace(), service=service)
-    tracer = Tracer(service=service)  # disabled outside Lambda and with POWERTOOLS_TRACE_DISABLED
 
     def wrap(handler: LambdaHandler) -> LambdaHandler:
         @powertools_logger.inject_lambda_context(correlation_id_path=correlation_id_path)
-        @tracer.capture_lambda_handler(capture_response=False)
         @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
         def traced(event: dict[str, Any], context: Any) -> Any:
-            with _invocation():
+            with _invocation(), tracing.span(service, {"faas.invocation_id": context.aws_request_id}):
                 return handler(event, context)
 
         @functools.wraps(handler)

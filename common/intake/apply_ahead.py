@@ -11,7 +11,7 @@ batches are applied in the order they were polled, each in one transaction, as b
 base64 round trip through the Lambda event shape), in the order `kafka_batch.ordered_records`
 gives a Lambda batch, with the same record identities when given the same cluster name.
 
-The poller's loop with it (what `functions/local_app/poller.py` would do):
+The poller's loop with it (what `functions/local_app/poller/loop.py` would do):
 
     ahead = ApplyAhead()
     while not stopping:
@@ -31,37 +31,21 @@ The poller's loop with it (what `functions/local_app/poller.py` would do):
 
 from __future__ import annotations
 
-import heapq
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from common.adapters import observability
-from common.domain.events import IncomingEvent, Origin, parse_event
-from common.intake.kafka_records import BatchResult, DecodedBatch, apply_decoded, tombstone
+from common.intake.kafka_records import BatchResult, DecodedBatch, apply_decoded, decode_consumer_records
 
 logger = logging.getLogger(__name__)
 
 
 def decode_polled(polled: Mapping[Any, Sequence[Any]], cluster: str | None = None) -> DecodedBatch:
-    """kafka-python ConsumerRecords (per partition, as `poll()` returns them) decoded and validated.
-
-    Partitions are merged by record timestamp, each kept in offset order, like a Lambda batch.
-    """
-    started = time.perf_counter()
-    chunks = [sorted(batch, key=lambda r: r.offset) for batch in polled.values() if batch]
-    records = chunks[0] if len(chunks) == 1 else list(heapq.merge(*chunks, key=lambda r: r.timestamp or 0))
-    return DecodedBatch([_incoming(record, cluster) for record in records], started)
-
-
-def _incoming(record: Any, cluster: str | None) -> IncomingEvent:
-    origin = Origin.kafka(record.topic, record.partition, record.offset, cluster=cluster, key=record.key)
-    if record.value is None:
-        return tombstone(origin)
-    return parse_event(record.value, origin)
+    """kafka-python ConsumerRecords (per partition, as `poll()` returns them) decoded and validated."""
+    return decode_consumer_records(polled, cluster)
 
 
 class ApplyFailed(Exception):

@@ -136,7 +136,38 @@ def record_to_incoming(record: Mapping[str, Any], cluster: str | None = None) ->
     except (binascii.Error, ValueError, TypeError):
         raw_text = value if isinstance(value, str) else str(value)
         return _invalid(raw_text.encode("utf-8", "replace"), origin, "value is not base64", "base64")
-    return parse_event(raw, origin)
+    return decoded_to_incoming(origin, raw)
+
+
+def decoded_to_incoming(origin: Origin, value: bytes | None) -> IncomingEvent:
+    """One record whose key and value are bytes already: the step both paths end in; never raises."""
+    if value is None:
+        return tombstone(origin)
+    return parse_event(value, origin)
+
+
+def ingest_consumer_records(polled: Mapping[Any, Sequence[Any]], cluster: str | None = None) -> BatchResult:
+    """The local poller's batch, straight from the client: no MSK event, no base64 round trip."""
+    return apply_decoded(decode_consumer_records(polled, cluster))
+
+
+def decode_consumer_records(polled: Mapping[Any, Sequence[Any]], cluster: str | None = None) -> DecodedBatch:
+    """kafka-python's records decoded and validated, as `decode_records` does an event's.
+
+    `polled` is what kafka-python's `poll()` returns: per partition, records with `topic`,
+    `partition`, `offset`, `key` and `value` (bytes), `timestamp` and `headers`. Partitions are
+    merged by record timestamp, each in offset order, as `ordered_records` does for an event;
+    `cluster` is what `cluster_of` gives for the event the poller would have built, so a record
+    has the same identity on both paths.
+    """
+    started = time.perf_counter()
+    chunks = [sorted(batch, key=lambda r: r.offset) for batch in polled.values() if batch]
+    records = chunks[0] if len(chunks) == 1 else list(heapq.merge(*chunks, key=lambda r: r.timestamp or 0))
+    items = [
+        decoded_to_incoming(Origin.kafka(r.topic, r.partition, r.offset, cluster=cluster, key=r.key), r.value)
+        for r in records
+    ]
+    return DecodedBatch(items, started)
 
 
 def ordered_records(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Mapping[str, Any]]:

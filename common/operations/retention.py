@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from common.adapters import consumer_lag
 from common.adapters.config import Settings
 from common.dead_letters import retention as dead_letter_retention
 from common.ledger import fold as event_log
@@ -160,16 +161,12 @@ def _dead_letters(
 def _monitoring(conn: psycopg.Connection, cutoff: datetime, dry_run: bool) -> tuple[int, int]:
     if dry_run:
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM event_outcome_counts WHERE minute < %(c)s), "
-            "(SELECT count(*) FROM consumer_lag WHERE reported_at < %(c)s)",
-            {"c": cutoff},
+            "SELECT count(*) FROM event_outcome_counts WHERE minute < %(c)s", {"c": cutoff}
         ).fetchone()
         assert row is not None
-        return int(row[0]), int(row[1])
+        return int(row[0]), consumer_lag.count_older_than(conn, cutoff)
     counts = _until_none_left(conn, lambda: outcome_counts.delete_before(conn, cutoff, limit=DELETE_BATCH))
-    # A handful of rows (one per partition): one statement.
-    lag = conn.execute("DELETE FROM consumer_lag WHERE reported_at < %s", (cutoff,)).rowcount
-    return counts, lag
+    return counts, consumer_lag.delete_older_than(conn, cutoff)
 
 
 def _until_none_left(conn: psycopg.Connection, delete_batch: Callable[[], int]) -> int:

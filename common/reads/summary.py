@@ -14,6 +14,7 @@ from uuid import UUID
 
 import psycopg
 
+from common.adapters import consumer_lag
 from common.adapters.cursor import BadCursor, decode_cursor, encode_cursor
 from common.dead_letters.views import raw_text
 from common.domain.outcomes import Reason, Status
@@ -89,16 +90,18 @@ def dead_letter_counts(conn: psycopg.Connection) -> list[DeadLetterCount]:
 
 def poller_lag(conn: psycopg.Connection, *, in_lambda: bool = False) -> PollerLag:
     """The local pollers' latest reports, when fresh; in AWS, also where to look instead."""
-    rows = conn.execute(
-        """
-        SELECT group_id, topic, partition, lag, reported_at FROM consumer_lag
-        WHERE reported_at > now() - make_interval(secs => %s)
-        ORDER BY group_id, topic, partition
-        """,
-        (LAG_FRESH_SECONDS,),
-    ).fetchall()
     partitions = [
-        PartitionLag(group_id=g, topic=t, partition=p, lag=lag, reported_at=at) for g, t, p, lag, at in rows
+        PartitionLag(
+            group_id=r.group_id,
+            topic=r.topic,
+            partition=r.partition,
+            lag=r.lag,
+            reported_at=r.reported_at,
+            paused_offset=r.paused_offset,
+            paused_reason=r.paused_reason,
+            paused_since=r.paused_since,
+        )
+        for r in consumer_lag.fresh(conn, LAG_FRESH_SECONDS)
     ]
     total = sum(p.lag for p in partitions) if partitions else None
     if in_lambda:  # the mapping's own figure is the one that counts there, pollers or not

@@ -66,6 +66,10 @@ class PartitionLag(BaseModel):
     partition: int
     lag: int
     reported_at: datetime
+    # Set while the poller holds this partition paused on a batch it cannot decode (issue 19).
+    paused_offset: int | None = None
+    paused_reason: str | None = None
+    paused_since: datetime | None = None
 
 
 class PollerLag(BaseModel):

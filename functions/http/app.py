@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.adapters import observability
-from functions.http.docs import COMMON_RESPONSES, add_schemas
+from common.adapters import observability, tracing
+from functions.http.docs import COMMON_RESPONSES, add_schemas, add_security_schemes
 from functions.http.errors import on_database_unavailable, on_validation_error
+from functions.http.guards import OPERATOR_ROUTES, WEBHOOK_ROUTE
 from functions.http.lean import LeanPath
 from functions.http.offline_docs import docs_router
 
@@ -48,6 +49,22 @@ def request_id_of(scope: Scope) -> str:
             if _SAFE_ID.match(text):
                 return text
     return os.urandom(16).hex()  # as unique as a uuid4's hex, without building a UUID
+
+
+class TracingMiddleware:
+    """One OpenTelemetry span per request of the local app (common.adapters.tracing; added only when
+    an OTLP endpoint is configured). In Lambda the invocation's span is the request's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        with tracing.span(f"{method} {path}", {"http.request.method": method, "url.path": path}):
+            await self.app(scope, receive, send)
 
 
 class RequestContextMiddleware:
@@ -157,5 +174,8 @@ def make_app(
     # PoolTimeout, connection failures and server shutdowns are all OperationalError subclasses.
     app.add_exception_handler(psycopg.OperationalError, on_database_unavailable)
     app.add_middleware(RequestContextMiddleware)
+    if not lambda_mode and tracing.enabled():
+        app.add_middleware(TracingMiddleware)
     add_schemas(app, schema_models)
+    add_security_schemes(app, OPERATOR_ROUTES, WEBHOOK_ROUTE)
     return app

@@ -70,3 +70,48 @@ def add_schemas(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The bearer tokens of the API, as OpenAPI security schemes: Swagger UI's Authorize button sends
+# them with "Try it out" (the console's /docs). Operator routes: the operator token locally and
+# with OperatorAuth=Token, the identity provider's access token with OperatorAuth=JWT (the
+# gateway checks it; docs/deployment.md#who-may-call-what). SigV4 (OperatorAuth=IAM) has no
+# OpenAPI scheme a browser can fill in: it is for machines.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "OperatorBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "Operator routes (dead letters, replay): `Authorization: Bearer <operator token>`, or "
+            "in AWS with OperatorAuth=JWT the access token of the company's identity provider."
+        ),
+    },
+    "WebhookBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The producers' webhook token (`WEBHOOK_TOKEN`): `Authorization: Bearer <token>`.",
+    },
+}
+
+
+def add_security_schemes(app: FastAPI, operator_routes: Sequence[str], webhook_route: str) -> None:
+    """Declare the bearer schemes and require them on the routes that check them ("METHOD /path")."""
+    generate = app.openapi
+    required = {route: "OperatorBearer" for route in operator_routes} | {webhook_route: "WebhookBearer"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            used = False
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
+                    scheme = required.get(f"{method.upper()} {path}")
+                    if scheme is not None:
+                        operation["security"] = [{scheme: []}]
+                        used = True
+            if used:
+                schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

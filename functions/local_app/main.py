@@ -15,6 +15,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -22,10 +23,11 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 
-from common.adapters import cache, observability
+from common.adapters import cache, consumer_lag, observability
 from common.adapters.config import Settings, get_settings
 from common.adapters.db import close_pool, get_pool
 from common.adapters.db_async import close_async_pool
+from common.reads.summary import LAG_FRESH_SECONDS
 from functions.console.routes import router as console_router
 from functions.get_movement.routes import router as get_movement_router
 from functions.get_stock.routes import router as get_stock_router
@@ -34,6 +36,7 @@ from functions.http.docs import doc
 from functions.http.errors import RETRY_AFTER_SECONDS
 from functions.http.guards import open_route_warnings
 from functions.list_resources.routes import router as list_router
+from functions.local_app.pollers import router as pollers_router
 from functions.replay.routes import router as replay_router
 from functions.webhook.routes import router as webhook_router
 from functions.webhook.routes import schema_models as webhook_schema_models
@@ -51,12 +54,58 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class PollerHealth(BaseModel):
+    """One local poller process, from its last report (every few seconds)."""
+
+    consumer: str
+    state: str
+    last_loop_age_seconds: float
+    stalled: bool
+
+
+class PartitionHealth(BaseModel):
+    """One partition as its poller last reported it; `paused_*` set while it is paused."""
+
+    topic: str
+    partition: int
+    lag: int
+    paused_offset: int | None = None
+    paused_reason: str | None = None
+    paused_since: datetime | None = None
+
+
 class Readiness(BaseModel):
     """PostgreSQL decides readiness; Redis (a cache) and Kafka (an input) are reported only."""
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"status": "ok", "postgres": "ok", "redis": "ok", "kafka": "running"}]
+            "examples": [
+                {
+                    "status": "ok",
+                    "postgres": "ok",
+                    "redis": "ok",
+                    "kafka": "paused",
+                    "pollers": [
+                        {
+                            "consumer": "host:4242",
+                            "state": "running",
+                            "last_loop_age_seconds": 0.4,
+                            "stalled": False,
+                        }
+                    ],
+                    "partitions": [
+                        {"topic": "warehouse-movements", "partition": 0, "lag": 0},
+                        {
+                            "topic": "warehouse-movements",
+                            "partition": 1,
+                            "lag": 59,
+                            "paused_offset": 40,
+                            "paused_reason": "UnsupportedCodecError: Libraries for zstd not found",
+                            "paused_since": "2026-12-07T08:00:00Z",
+                        },
+                    ],
+                }
+            ]
         }
     )
 
@@ -64,6 +113,8 @@ class Readiness(BaseModel):
     postgres: Literal["ok", "unavailable"]
     redis: Literal["ok", "unavailable", "disabled"]
     kafka: str
+    pollers: list[PollerHealth] = []
+    partitions: list[PartitionHealth] = []
 
 
 def _postgres_state() -> str:
@@ -74,6 +125,54 @@ def _postgres_state() -> str:
     except Exception as exc:  # any failure means not ready; the reason goes to the log
         logger.warning("readiness: postgres unavailable: %s: %s", type(exc).__name__, exc)
         return "unavailable"
+
+
+def _pollers(settings: Settings) -> tuple[list[PollerHealth], list[PartitionHealth]]:
+    """What the pollers (this process's thread or `make run`'s processes) last reported; best effort."""
+    try:
+        with get_pool().connection(timeout=READY_DB_TIMEOUT_SECONDS) as conn:
+            pollers = consumer_lag.pollers(conn, LAG_FRESH_SECONDS)
+            partitions = consumer_lag.fresh(conn, LAG_FRESH_SECONDS)
+    except Exception as exc:  # PostgreSQL's state is reported on its own
+        logger.debug("readiness: poller reports unavailable: %s", exc)
+        return [], []
+    group = settings.kafka_group_id
+    return (
+        [
+            PollerHealth(
+                consumer=p.consumer,
+                state=p.state,
+                last_loop_age_seconds=round(p.last_loop_age_seconds, 1),
+                stalled=p.last_loop_age_seconds > settings.poller_stall_seconds,
+            )
+            for p in pollers
+            if p.group_id == group
+        ],
+        [
+            PartitionHealth(
+                topic=r.topic,
+                partition=r.partition,
+                lag=r.lag,
+                paused_offset=r.paused_offset,
+                paused_reason=r.paused_reason,
+                paused_since=r.paused_since,
+            )
+            for r in partitions
+            if r.group_id == group
+        ],
+    )
+
+
+def _overall(kafka: str, in_app: bool, pollers: list[PollerHealth], partitions: list[PartitionHealth]) -> str:
+    """`kafka`: stalled, then paused, win over the pollers' own state (the worst one is the news)."""
+    if any(p.stalled for p in pollers):
+        return "stalled"
+    if any(p.paused_offset is not None for p in partitions):
+        return "paused"
+    if in_app or not pollers:
+        return kafka  # no poller process reported: the in-app poller's state, or the TCP check
+    states = {p.state for p in pollers}
+    return "running" if states == {"running"} else sorted(states - {"running"})[0]
 
 
 def _kafka_state(settings: Settings, poller: Any) -> str:
@@ -121,12 +220,16 @@ async def ready(request: Request) -> Response:
     """200 when PostgreSQL answers `SELECT 1` within 2 s, else 503; Redis and Kafka for information."""
     settings = get_settings()
     postgres = await run_in_threadpool(_postgres_state)
-    kafka = await run_in_threadpool(_kafka_state, settings, getattr(request.app.state, "poller", None))
+    in_app = getattr(request.app.state, "poller", None)
+    kafka = await run_in_threadpool(_kafka_state, settings, in_app)
+    pollers, partitions = await run_in_threadpool(_pollers, settings) if postgres == "ok" else ([], [])
     body = Readiness(
         status="ok" if postgres == "ok" else "unavailable",
         postgres=postgres,  # type: ignore[arg-type]
         redis=await cache.ping(),  # type: ignore[arg-type]
-        kafka=kafka,
+        kafka=_overall(kafka, in_app is not None, pollers, partitions),
+        pollers=pollers,
+        partitions=partitions,
     )
     headers = {} if postgres == "ok" else {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return Response(
@@ -196,7 +299,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 observability.enable_prometheus()
 app = make_app(
     # console_router: the /ui/ console, its /static/ files (also those of /docs and /redoc), reports.
-    [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, console_router, ops],
+    [
+        webhook_router,
+        get_movement_router,
+        get_stock_router,
+        list_router,
+        replay_router,
+        console_router,
+        pollers_router,
+        ops,
+    ],
     lambda_mode=False,
     schema_models=webhook_schema_models,
     lifespan=lifespan,

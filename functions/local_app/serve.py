@@ -12,8 +12,12 @@ them. All of them write their metrics to one PROMETHEUS_MULTIPROC_DIR (a fresh d
 unless set), so any worker's /metrics shows every process's counters.
 
 A poller that exits is started again (after 1 s, doubling up to 30 s while it keeps failing); if
-uvicorn exits, everything stops. SIGTERM or SIGINT (Ctrl-C) stops the workers and the pollers
-gracefully (a poller finishes and commits its batch first), then this process.
+uvicorn exits, everything stops. A watchdog: each poller touches a heartbeat file of its own after
+every loop iteration; one whose file is older than POLLER_STALL_SECONDS (a `poll()` that never
+returns, a client bug spinning) is logged, killed and started again, and the new one counts it in
+`warehouse_poller_stall_restarts_total` (nothing is lost: offsets are committed after each batch).
+SIGTERM or SIGINT (Ctrl-C) stops the workers and the pollers gracefully (a poller finishes and
+commits its batch first, and ends itself after a few seconds whatever it is doing), then this process.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from pathlib import Path
 
 from common.adapters import observability
 from common.adapters.config import Settings, get_settings
+from functions.local_app.poller.__main__ import RESTARTED_STALLED_ENV
+from functions.local_app.poller.control import HEARTBEAT_ENV
 
 logger = logging.getLogger("functions.local_app.serve")
 
@@ -95,6 +101,8 @@ class _Poller:
     failures: int = 0
     restart_at: float = 0.0
     started: list[float] = field(default_factory=list)
+    stalled: bool = False  # the last one was killed by the watchdog
+    stalls: int = 0
 
 
 class Supervisor:
@@ -139,8 +147,17 @@ class Supervisor:
         # The workers run no poller thread of their own: the pollers above are the only ones.
         self.uvicorn = subprocess.Popen(self.uvicorn_command(), env={**self.env, "KAFKA_POLLERS": "0"})
 
+    def heartbeat(self, poller: _Poller) -> Path:
+        return self.metrics_dir / f"poller-{poller.index}.heartbeat"
+
     def _start_poller(self, poller: _Poller) -> None:
-        poller.process = subprocess.Popen([sys.executable, "-m", self.poller_module], env=self.env)
+        beat = self.heartbeat(poller)
+        beat.touch()  # the watchdog counts from the start
+        env = {**self.env, HEARTBEAT_ENV: str(beat)}
+        if poller.stalled:
+            env[RESTARTED_STALLED_ENV] = "1"
+            poller.stalled = False
+        poller.process = subprocess.Popen([sys.executable, "-m", self.poller_module], env=env)
         poller.started.append(time.monotonic())
         logger.info("kafka poller %d started (pid %d)", poller.index, poller.process.pid)
 
@@ -163,12 +180,14 @@ class Supervisor:
         if process is not None:
             code = process.poll()
             if code is None:
+                if self._stalled(poller):
+                    return  # killed: its exit is seen on the next look
                 if poller.failures and now - poller.started[-1] > MAX_RESTART_DELAY_SECONDS:
                     poller.failures = 0  # it has kept running: the next exit starts the backoff anew
                 return
             observability.mark_process_dead(process.pid)
-            poller.failures += 1
-            delay = min(2.0 ** (poller.failures - 1), MAX_RESTART_DELAY_SECONDS)
+            delay = 0.0 if poller.stalled else min(2.0**poller.failures, MAX_RESTART_DELAY_SECONDS)
+            poller.failures += 0 if poller.stalled else 1
             logger.warning(
                 "kafka poller %d exited with %s: starting it again in %.0f s", poller.index, code, delay
             )
@@ -176,6 +195,27 @@ class Supervisor:
             poller.restart_at = now + delay
         elif now >= poller.restart_at:
             self._start_poller(poller)
+
+    def _stalled(self, poller: _Poller) -> bool:
+        """The watchdog: kill a poller whose loop finished no iteration within the bound."""
+        assert poller.process is not None
+        try:
+            age = time.time() - self.heartbeat(poller).stat().st_mtime
+        except OSError:
+            return False
+        bound = self.settings.poller_stall_seconds
+        if age <= bound:
+            return False
+        poller.stalls += 1
+        poller.stalled = True
+        logger.error(
+            "kafka poller %d (pid %d) finished no loop iteration for %.0f s (bound %.0f s): stalled; "
+            "killing it and starting it again (stall %d)",
+            poller.index, poller.process.pid, age, bound, poller.stalls,
+        )  # fmt: skip
+        poller.process.kill()  # it is stuck: nothing to finish; offsets follow applied batches only
+        poller.failures = 0  # a stall is not a crash loop: start the new one at once
+        return True
 
     def stop(self) -> None:
         """SIGTERM to every child, then wait; SIGKILL what is still running after the timeout."""

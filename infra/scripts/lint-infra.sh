@@ -8,6 +8,9 @@
 #   3. every Compose service has a healthcheck, or says why not (x-healthcheck-reason)
 #   4. Dockerfile: base image pinned to a full version, a non-root USER
 #   5. shell scripts: bash -n, and shellcheck when it is installed
+#   6. packaging: `sam build` with the real AWS SAM CLI (no Docker), then every function's unzipped
+#      size and contents against infra/lambda/contents.toml (infra/scripts/sam-build.sh; skipped
+#      with LINT_INFRA_SKIP_BUILD=1)
 #
 # Exit status: non-zero when any step found an error (any cfn-lint error, of either template,
 # fails the run). cfn-lint warnings are printed but only fail the run with LINT_INFRA_STRICT=1.
@@ -188,7 +191,7 @@ fi
 
 # 5. Shell scripts -----------------------------------------------------------------------------
 step "shell scripts"
-shell_scripts=(infra/docker/entrypoint.sh infra/scripts/*.sh .ci/run)
+shell_scripts=(infra/docker/entrypoint.sh infra/scripts/*.sh infra/lambda/*.sh .ci/run)
 for script in "${shell_scripts[@]}"; do
     bash -n "$script" || fail "bash -n $script"
 done
@@ -198,6 +201,14 @@ if command -v shellcheck >/dev/null 2>&1; then
     echo "shellcheck: ${shell_scripts[*]} ok"
 else
     echo "shellcheck not installed (apt-get install shellcheck); bash -n only"
+fi
+
+# 6. What `sam deploy` ships -------------------------------------------------------------------
+if [[ ${LINT_INFRA_SKIP_BUILD:-0} == 1 ]]; then
+    step "sam build and the artifact check: skipped (LINT_INFRA_SKIP_BUILD=1)"
+else
+    step "sam build, then each function's size and contents (infra/lambda/contents.toml)"
+    bash infra/scripts/sam-build.sh || fail "sam build or the artifact check (infra/scripts/sam-build.sh)"
 fi
 
 echo

@@ -106,6 +106,8 @@ def test_alert_rules_structure() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
     covered = " ".join(r["expr"] for r in rules)
     assert "warehouse_poller_lag" in covered  # lag
+    assert "warehouse_poller_paused_partitions" in covered  # a partition paused on an undecodable batch
+    assert "warehouse_poller_last_loop_timestamp_seconds" in covered  # a stalled poller loop
     assert 'outcome="rejected"' in covered  # dead-letter rate
     assert 'status=~"5.."' in covered  # 5xx rate
     assert "histogram_quantile(0.99" in covered  # p99

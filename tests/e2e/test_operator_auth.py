@@ -64,6 +64,9 @@ def test_the_dead_letter_list_wants_the_operator_token(guarded: AppProcess, park
         ("GET", f"{LIST}/not-an-id"),
         ("POST", f"{LIST}/1/replay"),
         ("POST", f"{LIST}/not-an-id/replay"),
+        ("POST", "/api/v1/pollers/partitions/warehouse-movements/1/skip"),
+        ("POST", "/api/v1/pollers/partitions/warehouse-movements/1/resume"),
+        ("POST", "/api/v1/pollers/partitions/bad topic!/x/nonsense"),
     ],
 )
 @pytest.mark.parametrize("token", [None, WEBHOOK_TOKEN, OPERATOR_TOKEN + "x"])

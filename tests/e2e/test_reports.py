@@ -241,3 +241,27 @@ def test_summary_poller_lag_only_from_fresh_reports(api: httpx.Client, database_
             conn.execute("DELETE FROM consumer_lag WHERE group_id = %s", (group,))
     fresh = [p for p in summary(api)["poller_lag"]["partitions"] if p["group_id"] == group]
     assert fresh == []
+
+
+def test_a_paused_partition_is_in_the_summary_and_a_banner_on_the_overview(
+    api: httpx.Client, database_url: str
+) -> None:
+    group, topic = f"test-{uuid.uuid4().hex[:8]}", f"paused-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO consumer_lag (group_id, topic, partition, committed_offset, end_offset, lag, "
+            "consumer, reported_at, paused_offset, paused_reason, paused_since) VALUES "
+            "(%s, %s, 1, 40, 99, 59, 'c1', now(), 40, 'UnsupportedCodecError: zstd', now()), "
+            "(%s, %s, 0, 10, 10, 0, 'c1', now(), NULL, NULL, NULL)",
+            (group, topic, group, topic),
+        )
+    try:
+        mine = [p for p in summary(api)["poller_lag"]["partitions"] if p["group_id"] == group]
+        assert [(p["partition"], p["paused_offset"]) for p in mine] == [(0, None), (1, 40)]
+        page = api.get("/ui/").text
+        assert f'id="paused-{topic}-1"' in page and "UnsupportedCodecError: zstd" in page
+        assert f'id="paused-{topic}-0"' not in page
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM consumer_lag WHERE group_id = %s", (group,))
+    assert f'id="paused-{topic}-1"' not in api.get("/ui/").text

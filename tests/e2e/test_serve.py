@@ -133,8 +133,12 @@ def test_make_run_starts_the_pollers_once_beside_the_workers_and_metrics_cover_t
         workers = [pid for pid, cmd in processes if "spawn_main" in cmd]
         assert len(pollers) == 2, processes
         assert len(workers) == 2, processes
-        # The workers run no poller thread: readiness reports the broker, not a poller's state.
-        assert httpx.get(base + "/ready", timeout=10).json()["kafka"] in {"reachable", "unreachable"}
+        # The workers run no poller thread: until the poller processes report, the broker's state.
+        assert httpx.get(base + "/ready", timeout=10).json()["kafka"] in {
+            "reachable",
+            "running",
+            "connecting",
+        }
 
         warehouse = str(uuid.uuid4())
         produce(kafka_topic, [(str(i).encode(), arrival(warehouse, i)) for i in range(EVENTS)], partitions=2)
@@ -149,6 +153,16 @@ def test_make_run_starts_the_pollers_once_beside_the_workers_and_metrics_cover_t
             wait_until(lambda: applied() >= EVENTS, 90, what="the pollers to apply the events")
             time.sleep(1)
             assert applied() == EVENTS, "each event applied once"
+        # Readiness tells the poller processes' truth: both, running, their loops fresh.
+        wait_until(
+            lambda: len(httpx.get(base + "/ready", timeout=10).json()["pollers"]) == 2,
+            30,
+            what="poller reports",
+        )
+        ready = httpx.get(base + "/ready", timeout=10).json()
+        assert ready["kafka"] == "running", ready
+        assert all(p["state"] == "running" and not p["stalled"] for p in ready["pollers"]), ready
+        assert {p["partition"] for p in ready["partitions"]} == {0, 1}, ready
         metrics = httpx.get(base + "/metrics", timeout=10).text
         kafka_applied = sum(
             float(line.rsplit(" ", 1)[1])

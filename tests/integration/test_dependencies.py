@@ -47,6 +47,8 @@ NOT_IN_LAMBDA = {
     "cfn-lint": "cfnlint",
     "aws-sam-translator": "samtranslator",
     "check-jsonschema": "check_jsonschema",
+    "aws-sam-cli": "samcli",
+    "awslambdaric": "awslambdaric",
     "uv": "uv",
 }
 
@@ -107,7 +109,7 @@ def test_lint_tools_do_not_constrain_the_runtime() -> None:
     locked = {p["name"] for p in LOCK["package"]}
     assert not locked & {"cfn-lint", "aws-sam-translator", "check-jsonschema"}
     lint = _pinned(LINT_PYPROJECT["project"]["dependencies"])
-    assert set(lint) == {"cfn-lint", "aws-sam-translator", "check-jsonschema"}
+    assert set(lint) == {"cfn-lint", "aws-sam-translator", "check-jsonschema", "aws-sam-cli"}
     lint_lock = tomllib.loads((ROOT / "tools" / "lint" / "uv.lock").read_text())
     lint_locked = {p["name"]: p["version"] for p in lint_lock["package"]}
     assert lint_locked["cfn-lint"] == lint["cfn-lint"]

@@ -100,6 +100,20 @@ def test_sql_for_the_dead_letter_store_lives_in_one_module() -> None:
     assert owners <= allowed, owners
 
 
+def test_the_pollers_tables_have_one_owner() -> None:
+    """consumer_lag, poller_status and poller_commands: every statement in common/adapters/consumer_lag.py."""
+    owners = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("common", "functions", "cli")
+        for _, path in modules(package)
+        if any(
+            re.search(r"\b(consumer_lag|poller_status|poller_commands)\b", statement)
+            for statement in _sql_strings(path)
+        )
+    }
+    assert owners == {"common/adapters/consumer_lag.py"}, owners
+
+
 def _sql_strings(path: Path) -> list[str]:
     """The string constants of a module that are SQL statements (not docstrings, not bare names)."""
     tree = ast.parse(path.read_text())

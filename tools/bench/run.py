@@ -1,7 +1,7 @@
 """`make bench` (`python -m tools.bench.run`): every throughput and latency figure of the service,
 measured in one run, one table, each row beside its same-run ceiling.
 
-Row families (tools/bench/<module>.py, each documented there; `--only` picks some):
+Row families (tools/bench/rows/<module>.py, each documented there; `--only` picks some):
 
   ingest   1, 2, 2b  the Kafka handler in process; bare SQL on JSON and on decoded columns
   kafka    3, 3s     Kafka end to end through one standalone poller; its memory (--soak)
@@ -10,6 +10,7 @@ Row families (tools/bench/<module>.py, each documented there; `--only` picks som
                      no-op POST parsing the same bodies on the same server
   reads    5a-5e     GET stock warm and cold, against no-ops through the app, FastAPI and bare ASGI
   cold     6         cold start of each Lambda handler module
+  lambda   7         each `sam build` artifact under aws-lambda-rie + awslambdaric: cold and warm invokes
   (http = webhook + reads)
 
 Every row is the median of `--runs` runs (3), their spread printed beside it; every run is checked
@@ -58,6 +59,7 @@ FAMILIES: dict[str, str] = {
     "webhook": "tools.bench.rows.webhook",
     "reads": "tools.bench.rows.reads",
     "cold": "tools.bench.rows.cold_start",
+    "lambda": "tools.bench.rows.lambda_runtime",
 }
 ALIASES = {"http": ("webhook", "reads")}
 
