@@ -60,17 +60,22 @@ class BatchResult:
 
     def summary(self) -> dict[str, Any]:
         """One log line's worth: counts by outcome, offsets covered per partition, duration."""
-        ranges: dict[str, list[int]] = {}
-        for item in self.items:
-            key = f"{item.origin.topic}-{item.origin.partition}"
-            offset = item.origin.offset if item.origin.offset is not None else -1
-            low_high = ranges.setdefault(key, [offset, offset])
-            low_high[0] = min(low_high[0], offset)
-            low_high[1] = max(low_high[1], offset)
+        ranges: dict[tuple[str | None, int | None], list[int]] = {}
+        for item in self.items:  # per record: plain comparisons only (the names are made per partition)
+            origin = item.origin
+            offset = origin.offset if origin.offset is not None else -1
+            low_high = ranges.get((origin.topic, origin.partition))
+            if low_high is None:
+                ranges[(origin.topic, origin.partition)] = [offset, offset]
+            elif offset < low_high[0]:
+                low_high[0] = offset
+            elif offset > low_high[1]:
+                low_high[1] = offset
+        named = {f"{topic}-{partition}": low_high for (topic, partition), low_high in ranges.items()}
         return {
             "records": len(self.items),
             "outcomes": self.counts,
-            "offsets": {key: f"{low}-{high}" for key, (low, high) in sorted(ranges.items())},
+            "offsets": {key: f"{low}-{high}" for key, (low, high) in sorted(named.items())},
             "parked": [
                 {"origin": item.origin.describe(), "reason": outcome.reason}
                 for item, outcome in self.parked[:20]

@@ -1,4 +1,4 @@
-"""The lean path: the two hot GETs (stock, movement) answered in front of FastAPI's routing.
+"""The lean path: the two hot GETs (stock, movement) and the webhook's POST, in front of FastAPI's routing.
 
 A cache hit costs one Redis round trip, yet FastAPI's per-request machinery (route matching over
 every route, path parameter validation, the endpoint's dependency solving, the response model
@@ -14,17 +14,27 @@ routes the app mounts (a Lambda function serves its own routes only). `functions
 hands a claimed request to it before FastAPI's own stack, wrapped in the same
 `RequestContextMiddleware` (request id, 500 JSON, latency metric under the route's template); it
 answers a PostgreSQL outage 503 like the app's exception handler.
+
+A POST endpoint marked `@lean_post(guards=...)` (the webhook: it reads its body raw, so FastAPI
+parses nothing for it) is called with the request itself on a POST to its exact path. Its FastAPI
+dependencies (the request guards of `functions.http.guards`) are the only thing FastAPI would run
+before it: the lean path calls the same functions, named in `guards`, in `claim`; a request one of
+them refuses is left to FastAPI, which refuses it in its own words. A route with a dependency not
+named there is never taken lean (fail-safe: a guard added to the route but not here keeps working,
+at FastAPI's cost).
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
@@ -41,6 +51,10 @@ _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _JSON = b"application/json"
 _MATCH = "warehouse.lean_match"
 _answers: dict[Callable[..., Any], AnswerFn] = {}
+Guard = Callable[[Request], object]  # a route dependency taking the request; raises HTTPException to refuse
+PostEndpoint = Callable[[Request], Awaitable[Response]]
+_posts: dict[Callable[..., Any], tuple[Guard, ...]] = {}
+logger = logging.getLogger(__name__)
 
 
 def lean(answer: AnswerFn) -> Callable[[E], E]:
@@ -48,6 +62,17 @@ def lean(answer: AnswerFn) -> Callable[[E], E]:
 
     def mark(endpoint: E) -> E:
         _answers[endpoint] = answer
+        return endpoint
+
+    return mark
+
+
+def lean_post(*, guards: Sequence[Guard] = ()) -> Callable[[E], E]:
+    """Serve this POST endpoint (`endpoint(request) -> Response`) on the lean path too, after `guards`:
+    the route's FastAPI dependencies, every one of them (else the route is not taken lean)."""
+
+    def mark(endpoint: E) -> E:
+        _posts[endpoint] = tuple(guards)
         return endpoint
 
     return mark
@@ -74,14 +99,27 @@ class LeanPath:
     answering the requests `claim` took."""
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        contexts = list(iter_route_contexts(routes))
         self.routes = [
             _LeanRoute(context.path, context.original_route, _answers[context.endpoint])
-            for context in iter_route_contexts(routes)
+            for context in contexts
             if context.endpoint in _answers and context.path and "GET" in (context.methods or ())
         ]
+        self.posts: dict[str, _LeanPost] = {}
+        for context in contexts:
+            if context.endpoint in _posts and context.path and "POST" in (context.methods or ()):
+                post = _LeanPost.of(context, _posts[context.endpoint])
+                if post is not None:
+                    self.posts[context.path] = post
 
     def claim(self, scope: Scope) -> bool:
         """Whether this request is one of ours (the match is kept in the scope for `__call__`)."""
+        if scope["method"] == "POST" and self.posts:
+            post = self.posts.get(_route_path(scope))
+            if post is not None and post.admits(scope):
+                scope[_MATCH] = post
+                return True
+            return False
         if scope["method"] != "GET" or not self.routes:
             return False
         path = _route_path(scope)
@@ -93,7 +131,11 @@ class LeanPath:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lean_route, ids = scope[_MATCH]
+        match = scope[_MATCH]
+        if isinstance(match, _LeanPost):
+            await match(scope, receive, send)
+            return
+        lean_route, ids = match
         scope["route"] = lean_route.route  # the latency metric's label, as FastAPI's routing sets it
         try:
             status, body = await lean_route.answer(*(UUID(text) for text in ids))
@@ -103,6 +145,53 @@ class LeanPath:
         headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class _LeanPost:
+    """A `@lean_post` route: its endpoint, called with the request once its guards admitted it."""
+
+    __slots__ = ("endpoint", "guards", "route")
+
+    def __init__(self, route: BaseRoute, endpoint: PostEndpoint, guards: tuple[Guard, ...]) -> None:
+        self.route = route
+        self.endpoint = endpoint
+        self.guards = guards
+
+    @classmethod
+    def of(cls, context: Any, guards: tuple[Guard, ...]) -> _LeanPost | None:
+        """The lean POST for a route, or None when the lean path could skip one of its dependencies."""
+        dependant = getattr(context, "dependant", None)
+        calls = {dep.call for dep in dependant.dependencies} if dependant is not None else None
+        named = set(guards)
+        if calls is None or not calls <= named or any(inspect.iscoroutinefunction(g) for g in guards):
+            logger.warning(
+                "POST %s is served by FastAPI only: the lean path does not call all its dependencies "
+                "(name each one in @lean_post(guards=...), synchronous)",
+                context.path,
+            )
+            return None
+        return cls(context.original_route, context.endpoint, guards)
+
+    def admits(self, scope: Scope) -> bool:
+        """Every guard passes (a refused request goes to FastAPI, which answers it as always)."""
+        if not self.guards:
+            return True
+        request = Request(scope)
+        try:
+            for guard in self.guards:
+                guard(request)
+        except HTTPException:
+            return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route  # the latency metric's label, as FastAPI's routing sets it
+        request = Request(scope, receive)
+        try:
+            response = await self.endpoint(request)
+        except psycopg.OperationalError as exc:  # the app's own 503 (PoolTimeout included)
+            response = await on_database_unavailable(request, exc)
+        await response(scope, receive, send)
 
 
 def _route_path(scope: Scope) -> str:

@@ -33,6 +33,7 @@ from functions.http.guards import (
     require_same_site,
     webhook_token,
 )
+from functions.http.lean import lean_post
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
 
@@ -207,6 +208,10 @@ def _answer(outcome: Outcome) -> Response:
     openapi_extra=_REQUEST_BODY,
     dependencies=[Depends(require_same_site)],
 )
+# Served in front of FastAPI's routing too (functions.http.lean), by this very function. `guards`
+# must name every dependency of this route (a request guard added above, e.g. Content-Type or
+# Origin checks): the lean path runs them itself, and leaves the route to FastAPI until they match.
+@lean_post(guards=(require_same_site,))
 async def receive_event(request: Request) -> Response:
     """Apply one departure or arrival, exactly once; the answer says what became of it."""
     settings = get_settings()

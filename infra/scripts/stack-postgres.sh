@@ -55,6 +55,23 @@ ensure_postgres() {
     ensure_postgres_role_and_db
 }
 
+# Server settings sized for the ledger's write load (docs/deployment.md names the same for RDS).
+# initdb's defaults (shared_buffers 128 MB, max_wal_size 1 GB, no WAL compression) make a Kafka
+# drain checkpoint every few seconds, and each checkpoint makes the next change of every B-tree
+# leaf (random UUID keys: most of them) write a full 8 KiB page image into the WAL.
+#   shared_buffers 512MB        the bench's and a day's working set stay in PostgreSQL's cache
+#                               (POSTGRES_SHARED_BUFFERS: several stacks share one development box)
+#   max_wal_size 4GB, checkpoint_timeout 15min
+#                               checkpoints by time, not every few seconds of writes: fewer
+#                               full-page images (min_wal_size 1GB keeps the segments recycled)
+#   wal_compression lz4         the full-page images that remain, compressed (PostgreSQL 15+)
+#   checkpoint_completion_target 0.9 (the default since 14) spreads the checkpoint's writes
+# A setting changes on the server's next start (`make stop`, then `make up`).
+postgres_tuning() {
+    printf '%s' "-c shared_buffers=${POSTGRES_SHARED_BUFFERS:-512MB} -c max_wal_size=4GB -c min_wal_size=1GB"
+    printf '%s' " -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9 -c wal_compression=lz4"
+}
+
 start_postgres() {
     local bindir cluster data logfile pid
     warn_ephemeral_ports "$POSTGRES_PORT"
@@ -82,7 +99,7 @@ start_postgres() {
     log "postgres: starting on 127.0.0.1:$POSTGRES_PORT (data $data, log $logfile)"
     # The postmaster inherits our log file descriptor; fd 9 (the stack lock) must not leak to it.
     as_postgres "$bindir/pg_ctl" -D "$data" -w -t 60 \
-        -o "-h 127.0.0.1 -p $POSTGRES_PORT -k $cluster -c max_connections=200" \
+        -o "-h 127.0.0.1 -p $POSTGRES_PORT -k $cluster -c max_connections=200 $(postgres_tuning)" \
         start >>"$logfile" 2>&1 </dev/null 9>&- ||
         { log_tail "$logfile"; die "PostgreSQL did not start (log: $logfile)"; }
     pid=$(head -n 1 "$data/postmaster.pid")
