@@ -35,6 +35,7 @@ from common.domain.rules import StockKey
 # text cannot hold NUL nor lone surrogates, and nothing needs more than this many characters.
 MAX_DETAIL_CHARS = 2000
 RecordIdentity = tuple[str | None, str | None, int | None, int | None, bytes]
+Coordinates = tuple[str | None, str | None, int | None, int | None]
 
 
 def safe_text(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -52,6 +53,18 @@ def record_identity(item: IncomingEvent) -> RecordIdentity | None:
     return (origin.cluster, origin.topic, origin.partition, origin.offset, item.digest)
 
 
+def record_coordinates(item: IncomingEvent) -> Coordinates | None:
+    """(cluster, topic, partition, offset): a record identity without its digest (cheap to compute).
+
+    Two records can only share an identity if they share these; the digest (a SHA-256 of key and
+    value) is worth computing only then.
+    """
+    origin = item.origin
+    if origin.kind != "kafka":
+        return None
+    return (origin.cluster, origin.topic, origin.partition, origin.offset)
+
+
 @dataclass(frozen=True)
 class Parked:
     """A dead letter found for a record of the batch."""
@@ -62,26 +75,58 @@ class Parked:
 
 
 def find_parked(conn: psycopg.Connection, items: Sequence[IncomingEvent]) -> dict[RecordIdentity, Parked]:
-    """The Kafka records of `items` that an earlier delivery already parked, by identity."""
-    wanted = {key for item in items if (key := record_identity(item)) is not None}
-    if not wanted:
+    """The Kafka records of `items` that an earlier delivery already parked, by identity.
+
+    Asked by offset range, one per partition of the batch (a poll's records are consecutive
+    offsets): the statement carries a handful of values instead of five per record, and a record's
+    digest is computed only where a dead letter sits at its coordinates (nearly never).
+    """
+    ranges: dict[tuple[str | None, str, int], list[int]] = {}
+    for item in items:  # per record: plain comparisons only
+        origin = item.origin
+        offset = origin.offset
+        if origin.kind != "kafka" or origin.topic is None or origin.partition is None or offset is None:
+            continue  # (a record without coordinates matches no row, as in the join on them)
+        low_high = ranges.get((origin.cluster, origin.topic, origin.partition))
+        if low_high is None:
+            ranges[(origin.cluster, origin.topic, origin.partition)] = [offset, offset]
+        elif offset < low_high[0]:
+            low_high[0] = offset
+        elif offset > low_high[1]:
+            low_high[1] = offset
+    if not ranges:
         return {}
-    keys = list(wanted)
+    keys = list(ranges)
     rows = conn.execute(
         """
         SELECT k.c, r.kafka_topic, r.kafka_partition, r.kafka_offset, r.record_digest,
                r.id, r.reason, r.detail
-        FROM rejected_events r
-        JOIN unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::bytea[]) AS k(c, t, p, o, d)
-          ON r.kafka_topic = k.t AND r.kafka_partition = k.p AND r.kafka_offset = k.o
-         AND r.record_digest = k.d
+        FROM unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::int8[]) AS k(c, t, p, lo, hi)
+        JOIN rejected_events r
+          ON r.kafka_topic = k.t AND r.kafka_partition = k.p AND r.kafka_offset BETWEEN k.lo AND k.hi
          AND (r.kafka_cluster IS NULL OR r.kafka_cluster IS NOT DISTINCT FROM k.c)
         """,
-        tuple([key[i] for key in keys] for i in range(5)),
-    )
-    return {
+        (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [ranges[k][0] for k in keys],
+            [ranges[k][1] for k in keys],
+        ),
+    ).fetchall()
+    if not rows:
+        return {}
+    found = {
         (cluster, topic, partition, offset, bytes(digest)): Parked(rid, Reason(reason), detail)
         for cluster, topic, partition, offset, digest, rid, reason, detail in rows
+    }
+    at = {key[:4] for key in found}
+    # Only the records at those coordinates whose digest matches too (a recreated topic repeats
+    # offsets with other records).
+    return {
+        key: found[key]
+        for item in items
+        if record_coordinates(item) in at and (key := record_identity(item)) is not None and key in found
     }
 
 

@@ -21,6 +21,7 @@ CHECK on stock.quantity is the last line of defence against a negative stock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
@@ -145,8 +146,16 @@ def _candidates(
     candidates: list[Candidate | None] = []
     copy_of: dict[int, int] = {}
     first: dict[dead_letters.RecordIdentity, int] = {}
+    # A record's identity (its digest: a SHA-256) matters only where its coordinates repeat in the
+    # batch or hold a dead letter; every other record is neither a copy nor parked.
+    coordinates = [dead_letters.record_coordinates(item) for item in items]
+    repeated = Counter(coordinates)
+    parked_at = {key[:4] for key in parked}
     for index, item in enumerate(items):
-        key = dead_letters.record_identity(item)
+        at = coordinates[index]
+        key = None
+        if at is not None and (repeated[at] > 1 or at in parked_at):
+            key = dead_letters.record_identity(item)
         if key is not None and key not in parked:
             if key in first:
                 copy_of[index] = first[key]
@@ -184,7 +193,7 @@ def _outcomes(
             outcomes.append(_outcome(candidate.event, decision))
         elif index in copy_of:
             outcomes.append(replace(outcomes[copy_of[index]], redelivered=True))
-        elif (key := dead_letters.record_identity(item)) is not None and key in parked:
+        elif parked and (key := dead_letters.record_identity(item)) is not None and key in parked:
             found = parked[key]
             event = item.envelope.data if item.envelope else None
             outcomes.append(

@@ -279,7 +279,8 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
             else:
                 result = kafka_batch.ingest_consumer_records(polled, self._record_cluster())
                 observability.record_kafka_batch(True, result.seconds)
-                logger.debug("kafka batch applied: %s", result.summary())
+                if logger.isEnabledFor(logging.DEBUG):  # the summary walks the batch: only when logged
+                    logger.debug("kafka batch applied: %s", result.summary())
         except Exception as exc:
             if self._handler is None:
                 observability.record_kafka_batch(False, time.perf_counter() - started)
