@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
+from common.domain.frozen import frozen_built
 from common.domain.movement import MAX_QUANTITY, MovementData, _iso_timestamp, _lower_event
 from common.domain.outcomes import FieldError, describe_errors, field_error
 
@@ -104,7 +105,12 @@ class Origin:
     def kafka(
         cls, topic: str, partition: int, offset: int, *, cluster: str | None = None, key: bytes | None = None
     ) -> Origin:
-        return cls("kafka", topic, partition, offset, cluster, key)
+        # One per Kafka record: built without the frozen dataclass's per-field __setattr__ (3x cheaper).
+        return frozen_built(
+            cls,
+            {"kind": "kafka", "topic": topic, "partition": partition, "offset": offset, "cluster": cluster,
+             "key": key},
+        )  # fmt: skip
 
     def describe(self) -> str:
         if self.kind == "kafka":
@@ -267,11 +273,13 @@ def pydantic_envelope(raw_bytes: bytes) -> Envelope | list[FieldError]:
 def parse_event(raw: bytes | str, origin: Origin) -> IncomingEvent:
     """Validate one JSON payload. Never raises: invalid input comes back with its errors."""
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    if not raw_bytes.strip():
+    if raw_bytes[:1] != b"{" and not raw_bytes.strip():  # (an object's first byte: no copy to strip)
         return IncomingEvent(raw_bytes, origin, errors=[field_error("body", "empty payload", "missing")])
     envelope = fast_envelope(raw_bytes)
-    if envelope is not None:
-        return IncomingEvent(raw_bytes, origin, envelope=envelope)
+    if envelope is not None:  # the hot path: built without the frozen dataclass's __setattr__s
+        return frozen_built(
+            IncomingEvent, {"raw": raw_bytes, "origin": origin, "envelope": envelope, "errors": []}
+        )
     checked = pydantic_envelope(raw_bytes)
     if isinstance(checked, Envelope):
         return IncomingEvent(raw_bytes, origin, envelope=checked)

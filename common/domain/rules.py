@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from common.domain.frozen import frozen_built
 from common.domain.movement import MovementData
 from common.domain.outcomes import Reason, Status
 
@@ -90,7 +91,7 @@ def decide(state: LedgerState, event: MovementData) -> Decision:
     earlier = movement.half(event.event)
     if earlier is not None:
         if movement.product_id == event.product_id and earlier == _half_of(event):
-            return Decision(Status.DUPLICATE, on_hand)
+            return _decided(Status.DUPLICATE, on_hand)
         return Decision(
             Status.REJECTED,
             on_hand,
@@ -126,11 +127,18 @@ def decide(state: LedgerState, event: MovementData) -> Decision:
         movement.arrival = _half_of(event)
     state.movements[event.movement_id] = movement
     state.changed_movements.add(event.movement_id)
-    return Decision(Status.APPLIED, after)
+    return _decided(Status.APPLIED, after)
 
 
 def _half_of(event: MovementData) -> Half:
-    return Half(event.warehouse_id, event.quantity, event.timestamp)
+    return frozen_built(
+        Half, {"warehouse_id": event.warehouse_id, "quantity": event.quantity, "at": event.timestamp}
+    )
+
+
+def _decided(status: Status, stock: int) -> Decision:
+    """A Decision without a reason, built without the frozen dataclass's per-field __setattr__."""
+    return frozen_built(Decision, {"status": status, "stock": stock, "reason": None, "detail": None})
 
 
 @dataclass(frozen=True)
