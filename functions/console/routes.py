@@ -38,8 +38,8 @@ def api_schema() -> dict[str, Any]:
     from functions.http.app import make_app
     from functions.list_resources.routes import router as list_router
     from functions.replay.routes import router as replay_router
+    from functions.webhook.models import schema_models
     from functions.webhook.routes import router as webhook_router
-    from functions.webhook.routes import schema_models
 
     app = make_app(
         [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, *ROUTERS],
