@@ -23,7 +23,7 @@ from functions.http.guards import (
     require_same_site,
     webhook_token,
 )
-from functions.http.lean import lean_post
+from functions.http.hot_paths import lean_post
 from functions.webhook.models import REQUEST_BODY, RESPONSES, WebhookAccepted, WebhookRejected
 
 WEBHOOK_PATH = "/api/v1/kafka/webhook"
@@ -66,7 +66,7 @@ def _answer(outcome: Outcome) -> Response:
     openapi_extra=REQUEST_BODY,
     dependencies=[Depends(require_same_site)],
 )
-# Served in front of FastAPI's routing too (functions.http.lean), by this very function. `guards`
+# Served in front of FastAPI's routing too (functions.http.hot_paths), by this very function. `guards`
 # must name every dependency of this route (a request guard added above, e.g. Content-Type or
 # Origin checks): the lean path runs them itself, and leaves the route to FastAPI until they match.
 @lean_post(guards=(require_same_site,))
