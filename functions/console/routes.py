@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 from functions.console.api import router as api_router
 from functions.console.assets import router as assets_router
 from functions.console.export import router as export_router
-from functions.console.pages import router as pages_router
+from functions.console.pages import ROUTERS as PAGE_ROUTERS
 from functions.http.offline_docs import docs_router
 
 OPENAPI_PATH = "/openapi.json"
 
-ROUTERS = (pages_router, export_router, assets_router, api_router)
+ROUTERS = (*PAGE_ROUTERS, export_router, assets_router, api_router)
 
 router = APIRouter()
 for _part in ROUTERS:
