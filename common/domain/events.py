@@ -25,7 +25,7 @@ from pydantic import (
 
 from common.domain.frozen import frozen_built
 from common.domain.movement import MAX_QUANTITY, MovementData, _iso_timestamp, _lower_event
-from common.domain.outcomes import FieldError, describe_errors, field_error
+from common.domain.outcomes import FieldError, describe_errors, dotted_field, field_error
 
 EVENT_TYPE = "ru.retail.warehouses.movement"
 SPEC_VERSION = "1.0"
@@ -144,14 +144,10 @@ class IncomingEvent:
         return hashlib.sha256(len(key).to_bytes(4, "big") + key + self.raw).digest()
 
 
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
-
-
 def validation_errors(exc: ValidationError) -> list[FieldError]:
     """Pydantic's errors as `{field, message, type}`, the field dotted (`data.quantity`)."""
     return [
-        field_error(_field_name(err["loc"]), err["msg"], err["type"])
+        field_error(dotted_field(err["loc"]), err["msg"], err["type"])
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 

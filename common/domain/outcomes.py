@@ -7,6 +7,7 @@ status or reason is never a bare string literal anywhere else. They are `StrEnum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -43,6 +44,12 @@ class FieldError(TypedDict):
 
 def field_error(name: str, message: str, kind: str) -> FieldError:
     return {"field": name, "message": message, "type": kind}
+
+
+def dotted_field(loc: Sequence[int | str], *, whole: str = "body") -> str:
+    """A validation error's location as one dotted name (`data.quantity`); `whole` when it is
+    about the whole input. The one spelling of field names in every error we answer."""
+    return ".".join(str(part) for part in loc) or whole
 
 
 def describe_errors(errors: list[FieldError]) -> str:

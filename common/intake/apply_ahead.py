@@ -37,7 +37,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from common.adapters import observability
 from common.intake.kafka_records import BatchResult, DecodedBatch, apply_decoded, decode_consumer_records
 
 logger = logging.getLogger(__name__)
@@ -101,10 +100,7 @@ class ApplyAhead:
 
     def _apply_and_count(self, batch: DecodedBatch) -> BatchResult:
         try:
-            result = self._apply(batch)
+            return self._apply(batch)
         except Exception:
-            observability.record_kafka_batch(False, 0.0)
             logger.warning("kafka batch of %d records failed", len(batch.items), exc_info=True)
             raise
-        observability.record_kafka_batch(True, result.seconds)
-        return result

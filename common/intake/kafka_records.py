@@ -203,14 +203,20 @@ def decode_records(records: Iterable[Mapping[str, Any]], cluster: str | None = N
 
 
 def apply_decoded(batch: DecodedBatch) -> BatchResult:
-    """Apply a decoded batch in one transaction; metrics after the commit (which never raise).
+    """Apply a decoded batch in one transaction; its metrics (outcomes, the batch and its time) are
+    recorded here, for every caller: the Lambda handler, the poller, apply-ahead, the re-drive.
 
     Database faults (unreachable, lost races beyond the bounded retries) propagate: the caller
     must fail the batch so it is redelivered.
     """
-    outcomes = service.ingest(batch.items)
+    try:
+        outcomes = service.ingest(batch.items)
+    except Exception:
+        observability.record_kafka_batch(False, time.perf_counter() - batch.started)
+        raise
     result = BatchResult(batch.items, outcomes, time.perf_counter() - batch.started)
     observability.record_outcomes(outcomes, ORIGIN_LABEL)
+    observability.record_kafka_batch(True, result.seconds)
     return result
 
 

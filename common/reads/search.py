@@ -24,6 +24,8 @@ MIN_PREFIX_DIGITS = 4
 def search(conn: psycopg.Connection, text: str, *, limit: int = MAX_FOUND) -> SearchResult:
     """Warehouses by code (prefix, any case), then warehouses, products and movements by id or prefix."""
     query = text.strip()[:100]
+    if "\x00" in query:  # PostgreSQL text holds no NUL: no code or id contains one
+        return SearchResult(query=query.replace("\x00", ""), items=[])
     found: list[Found] = [
         Found(kind="warehouse", id=w, label=code, match="code")
         for w, code in by_code(conn, query, limit=limit)

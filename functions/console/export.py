@@ -31,8 +31,18 @@ from common.reads import stock as stock_reads
 from common.reads.export import CSV_MEDIA_TYPE, EXPORT_PAGE, rows_csv
 from common.reads.stock import BeforeRetainedLog
 from common.reads.warehouses import codes_for, directory
-from functions.console import pages
 from functions.console.i18n import Locale, locale_of
+from functions.console.pages.dead_letters import (
+    DEAD_LETTER_EXPORT_PATH,
+    dead_letter_filters,
+    dead_letter_source,
+    dead_letter_state,
+)
+from functions.console.pages.losses import losses_filters
+from functions.console.pages.movements import movement_filters
+from functions.console.pages.params import BadParameter, local_time, parse_uuid
+from functions.console.pages.rendering import render
+from functions.console.pages.warehouses import product_range_of
 from functions.http.guards import require_operator
 
 router = APIRouter(include_in_schema=False)
@@ -60,12 +70,12 @@ def csv_response(
     try:
         with get_pool().connection() as conn:
             check(conn)
-    except pages.BadParameter as exc:
-        return pages.render(
+    except BadParameter as exc:
+        return render(
             request, "error.html", 422, title=locale.t("title.invalid"), field=exc.field, message=exc.message
         )
     except (BadCursor, BeforeRetainedLog) as exc:
-        return pages.render(
+        return render(
             request, "error.html", 422, title=locale.t("title.invalid"), field=None, message=str(exc)
         )
     header = [locale.t(k) for k in header_keys]
@@ -120,9 +130,9 @@ def warehouse_csv(request: Request, warehouse_id: str) -> StreamingResponse | HT
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found["wid"] = pages._uuid("warehouse_id", warehouse_id)
-        found["range"] = pages._product_range(params.get("q", "").strip())
-        found["as_of"] = pages._local_time(locale_of(request), "as_of", params.get("as_of"))
+        found["wid"] = parse_uuid("warehouse_id", warehouse_id)
+        found["range"] = product_range_of(params.get("q", "").strip())
+        found["as_of"] = local_time(locale_of(request), "as_of", params.get("as_of"))
         stock_reads.warehouse_stock(conn, found["wid"], as_of=found["as_of"], limit=1)  # before the log?
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
@@ -150,7 +160,7 @@ def movements_csv(request: Request) -> StreamingResponse | HTMLResponse:
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found.update(pages._movement_filters(conn, params))
+        found.update(movement_filters(conn, params))
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
         f = found
@@ -205,7 +215,7 @@ def losses_csv(request: Request) -> StreamingResponse | HTMLResponse:
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found["f"] = pages._losses_filters(locale_of(request), request.query_params)
+        found["f"] = losses_filters(locale_of(request), request.query_params)
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
         since, until, limit = found["f"]
@@ -254,7 +264,7 @@ def product_csv(request: Request, product_id: str) -> StreamingResponse | HTMLRe
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found["pid"] = pages._uuid("product_id", product_id)
+        found["pid"] = parse_uuid("product_id", product_id)
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
         with get_pool().connection() as conn:
@@ -294,13 +304,13 @@ def product_csv(request: Request, product_id: str) -> StreamingResponse | HTMLRe
     return csv_response(request, "product-" + product_id[:8], header, rows, check)
 
 
-@router.get(pages.DEAD_LETTER_EXPORT_PATH, response_model=None, dependencies=[Depends(require_operator)])
+@router.get(DEAD_LETTER_EXPORT_PATH, response_model=None, dependencies=[Depends(require_operator)])
 def dead_letters_csv(request: Request) -> StreamingResponse | HTMLResponse:
     """An operator route, like the rows: the page's script downloads it with the bearer token."""
     found: dict[str, Any] = {}
 
     def check(conn: psycopg.Connection) -> None:
-        found.update(pages._dead_letter_filters(request.query_params))
+        found.update(dead_letter_filters(request.query_params))
 
     def rows(locale: Locale) -> Iterator[list[Any]]:
         f = found
@@ -320,10 +330,10 @@ def dead_letters_csv(request: Request) -> StreamingResponse | HTMLResponse:
                     d.id,
                     d.reason,
                     locale.iso(d.received_at),
-                    pages.dead_letter_source(d),
+                    dead_letter_source(d),
                     _id(d.movement_id),
                     d.event or "",
-                    pages.dead_letter_state(locale, d),
+                    dead_letter_state(locale, d),
                     d.detail,
                     d.raw_payload,
                 ]

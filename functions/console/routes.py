@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 from functions.console.api import router as api_router
 from functions.console.assets import router as assets_router
 from functions.console.export import router as export_router
-from functions.console.pages import router as pages_router
+from functions.console.pages import ROUTERS as PAGE_ROUTERS
 from functions.http.offline_docs import docs_router
 
 OPENAPI_PATH = "/openapi.json"
 
-ROUTERS = (pages_router, export_router, assets_router, api_router)
+ROUTERS = (*PAGE_ROUTERS, export_router, assets_router, api_router)
 
 router = APIRouter()
 for _part in ROUTERS:
@@ -38,8 +38,8 @@ def api_schema() -> dict[str, Any]:
     from functions.http.app import make_app
     from functions.list_resources.routes import router as list_router
     from functions.replay.routes import router as replay_router
+    from functions.webhook.models import schema_models
     from functions.webhook.routes import router as webhook_router
-    from functions.webhook.routes import schema_models
 
     app = make_app(
         [webhook_router, get_movement_router, get_stock_router, list_router, replay_router, *ROUTERS],

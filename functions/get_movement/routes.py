@@ -11,7 +11,7 @@ from common.reads.models import MovementView
 from common.reads.movements import read_movement_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import ErrorBody, InvalidRequest
-from functions.http.lean import Answer, json_response, lean
+from functions.http.hot_paths import Answer, json_response, lean
 
 MOVEMENT_PATH = "/api/v1/movements/{movement_id}"
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["movements"])
 
 
 async def movement_answer(movement_id: UUID) -> Answer:
-    """The answer, whether FastAPI routed the request or the lean path took it (`functions.http.lean`).
+    """The answer, whether FastAPI routed the request or the lean path took it (`functions.http.hot_paths`).
 
     The 404 body is what FastAPI's HTTPException handler would render.
     """

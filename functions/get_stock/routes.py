@@ -10,7 +10,7 @@ from common.reads.models import StockView
 from common.reads.stock import read_stock_json
 from functions.http.docs import doc, invalid_example
 from functions.http.errors import InvalidRequest
-from functions.http.lean import Answer, json_response, lean
+from functions.http.hot_paths import Answer, json_response, lean
 
 STOCK_PATH = "/api/v1/warehouse/{warehouse_id}/products/{product_id}"
 
@@ -18,7 +18,8 @@ router = APIRouter(tags=["stock"])
 
 
 async def stock_answer(warehouse_id: UUID, product_id: UUID) -> Answer:
-    """The answer, whether FastAPI routed the request or the lean path took it (`functions.http.lean`)."""
+    """The answer, whether FastAPI routed the request or the hot path took it
+    (`functions.http.hot_paths`)."""
     return 200, await read_stock_json(warehouse_id, product_id)
 
 

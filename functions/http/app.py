@@ -2,7 +2,7 @@
 
 One FastAPI app is built per deployment unit from the route groups it serves: a Lambda function
 gets only its own router, the local app gets all of them. The hot GETs it mounts are answered on
-the lean path (`functions.http.lean`) in front of FastAPI's routing, in Lambda too.
+the lean path (`functions.http.hot_paths`) in front of FastAPI's routing, in Lambda too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from common.adapters import observability, tracing
 from functions.http.docs import COMMON_RESPONSES, add_schemas, add_security_schemes
 from functions.http.errors import on_database_unavailable, on_validation_error
 from functions.http.guards import OPERATOR_ROUTES, WEBHOOK_ROUTE
-from functions.http.lean import LeanPath
+from functions.http.hot_paths import LeanPath
 from functions.http.offline_docs import docs_router
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict
 
-from common.domain.outcomes import FieldError, describe_errors
+from common.domain.outcomes import FieldError, describe_errors, dotted_field
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,11 @@ def invalid_parameter(field: str, location: str, message: str) -> RequestValidat
 
 
 def _field_name(loc: Sequence[int | str]) -> str:
+    """FastAPI's location without its first part (where: path, query, ...), dotted like the body's."""
     parts = list(loc)
     if parts and parts[0] in ("path", "query", "header", "cookie", "body"):
         parts = parts[1:]
-    return ".".join(str(p) for p in parts) or "request"
+    return dotted_field(parts, whole="request")
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -17,12 +17,11 @@ INGEST_DB_WAIT_SECONDS (`common.intake.outage`), and a failed batch reports the 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
-from common.adapters.observability import lambda_entry, record_failed_batch_age, record_kafka_batch
+from common.adapters.observability import lambda_entry, record_failed_batch_age
 from common.intake.kafka_records import ingest_kafka_event
 from common.intake.outage import oldest_record_age_seconds, ride_out, wait_budget_seconds
 
@@ -32,15 +31,12 @@ logger = logging.getLogger(__name__)
 @lambda_entry("ingest_kafka")
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     batch = KafkaEvent(event)
-    started = time.perf_counter()
     try:
         # In Lambda, PostgreSQL being unreachable is waited for first (common.intake.outage).
         result = ride_out(lambda: ingest_kafka_event(batch), wait_budget_seconds(context))
     except Exception:
-        record_kafka_batch(False, time.perf_counter() - started)
         record_failed_batch_age(oldest_record_age_seconds(event))
         logger.exception("kafka batch failed, raising so the event source mapping redelivers it")
         raise
-    record_kafka_batch(True, result.seconds)
     logger.info("kafka batch applied", extra={"event_source": batch.event_source, **result.summary()})
     return {"batchItemFailures": []}

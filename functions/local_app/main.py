@@ -38,8 +38,8 @@ from functions.http.guards import open_route_warnings
 from functions.list_resources.routes import router as list_router
 from functions.local_app.pollers import router as pollers_router
 from functions.replay.routes import router as replay_router
+from functions.webhook.models import schema_models as webhook_schema_models
 from functions.webhook.routes import router as webhook_router
-from functions.webhook.routes import schema_models as webhook_schema_models
 
 logger = logging.getLogger(__name__)
 

@@ -226,7 +226,7 @@ def test_static_files_are_cached_compressed_and_confined(api: httpx.Client) -> N
     own = api.get("/static/console.css")
     assert own.headers["cache-control"] == "no-cache"  # without its ?v= digest it may change
     assert api.get("/static/vendor/uplot@1.6.32/LICENSE").headers["content-type"].startswith("text/plain")
-    for bad in ("/static/../routes.py", "/static/%2e%2e/routes.py", "/static/vendor/../../pages.py",
+    for bad in ("/static/../routes.py", "/static/%2e%2e/routes.py", "/static/vendor/../../export.py",
                 "/static/nothing.js", "/static/"):  # fmt: skip
         response = api.get(bad)
         assert response.status_code == 404, bad

@@ -108,6 +108,9 @@ def test_search_finds_codes_warehouses_products_movements_and_prefixes(api: http
     assert ("movement", m, "id") in found(m)
     assert ("product", product, "prefix") in found(product[:8])
     assert api.get("/api/v1/search", params={"q": ""}).status_code == 422
+    # A NUL names nothing (PostgreSQL text cannot hold one): an empty answer, never a 500.
+    assert found("\x00") == set() and found(a[:3] + "\x00") == set()
+    assert api.get("/ui/go", params={"id": "\x00"}).status_code == 404
 
 
 def test_lists_export_as_csv_with_bom_codes_and_the_same_filters(api: httpx.Client) -> None:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from common.adapters import db
 from common.adapters.config import get_settings
-from functions.console.pages import DEAD_LETTER_ROWS_PATH, token_required
+from functions.console.pages.dead_letters import DEAD_LETTER_ROWS_PATH, token_required
 from functions.console.routes import router
 from functions.http.app import make_app
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from common.domain.outcomes import Reason, Status
 from functions.console.i18n import Locale, locale_of, negotiate, zone
 from functions.console.messages import MESSAGES
-from functions.console.pages import MOVEMENT_STATUSES
+from functions.console.pages.movements import MOVEMENT_STATUSES
 
 CONSOLE = Path(__file__).resolve().parents[2] / "functions" / "console"
 TEMPLATES = sorted((CONSOLE / "templates").glob("*.html"))

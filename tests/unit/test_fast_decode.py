@@ -3,7 +3,7 @@
 `parse_event` tries `fast_envelope` first and asks pydantic only when it declines. That is exact if
 the fast path never accepts what pydantic refuses and, when both accept, builds the same envelope.
 Held here on generated envelopes (every field valid, odd or wrong, in any combination) and on the
-bad-input corpus (tools/corpus.py).
+bad-input corpus (tools/corpus/).
 """
 
 from __future__ import annotations

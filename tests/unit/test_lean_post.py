@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from starlette.types import Receive, Scope, Send
 
 from functions.http.app import App, make_app
-from functions.http.lean import LeanPath, lean_post
+from functions.http.hot_paths import LeanPath, lean_post
 from functions.webhook.routes import WEBHOOK_PATH
 from functions.webhook.routes import router as webhook_router
 from tools.corpus import Case, rejected_cases

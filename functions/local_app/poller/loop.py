@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -270,7 +269,6 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
         record-level step as the Lambda handler's, without building an MSK event and decoding
         its base64 again); through `handler` with the MSK-shaped event when one was given.
         """
-        started = time.perf_counter()
         try:
             if self._handler is not None:
                 self._handler(
@@ -278,12 +276,9 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
                 )
             else:
                 result = kafka_batch.ingest_consumer_records(polled, self._record_cluster())
-                observability.record_kafka_batch(True, result.seconds)
                 if logger.isEnabledFor(logging.DEBUG):  # the summary walks the batch: only when logged
                     logger.debug("kafka batch applied: %s", result.summary())
         except Exception as exc:
-            if self._handler is None:
-                observability.record_kafka_batch(False, time.perf_counter() - started)
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             logger.warning(
