@@ -154,10 +154,14 @@ def test_make_run_starts_the_pollers_once_beside_the_workers_and_metrics_cover_t
             time.sleep(1)
             assert applied() == EVENTS, "each event applied once"
         # Readiness tells the poller processes' truth: both, running, their loops fresh.
+        # Both pollers report, each with the partition it owns (lag is reported on an interval).
         wait_until(
-            lambda: len(httpx.get(base + "/ready", timeout=10).json()["pollers"]) == 2,
-            30,
-            what="poller reports",
+            lambda: (
+                len((r := httpx.get(base + "/ready", timeout=10).json())["pollers"]) == 2
+                and {p["partition"] for p in r["partitions"]} == {0, 1}
+            ),
+            60,
+            what="poller and partition reports",
         )
         ready = httpx.get(base + "/ready", timeout=10).json()
         assert ready["kafka"] == "running", ready
