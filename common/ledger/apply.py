@@ -102,6 +102,10 @@ def apply_batch(
         window = 0  # an operator's replay decides exactly what was named
 
     parked = dead_letters.find_parked(conn, items) if park_rejected else {}
+    if not parked and _may_be_clean(items):
+        clean = _apply_clean(conn, items, window)
+        if clean is not None:
+            return clean
     candidates, copy_of = _candidates(items, parked, window)
     arrival_keys = {stock_key(c.event) for c in candidates if c is not None and c.event.event == "arrival"}
     seen_waiting = _events_of(dead_letters.waiting_departures(conn, arrival_keys, window))
@@ -135,6 +139,58 @@ def apply_batch(
         outcome_counts.record(conn, items, outcomes)
         warehouses.record(conn, [item for item, _ in to_log])  # the directory of codes (issue 23)
     return Applied(outcomes, retried_ids)
+
+
+def _may_be_clean(items: Sequence[IncomingEvent]) -> bool:
+    """Whether the clean-batch lane may take the batch: every item valid, no Kafka record twice.
+
+    (What else makes a batch unclean, a conflict, a departure above the stock, a departure
+    waiting, needs the locked rows: the lane itself checks those and declines.)
+    """
+    seen: set[dead_letters.Coordinates] = set()
+    for item in items:
+        if item.envelope is None:
+            return False
+        at = dead_letters.record_coordinates(item)
+        if at is not None:
+            if at in seen:
+                return False
+            seen.add(at)
+    return True
+
+
+def _apply_clean(conn: psycopg.Connection, items: Sequence[IncomingEvent], window: int) -> Applied | None:
+    """The batch decided and written set-based (`store.apply_clean`); None if the lane declined."""
+    lane = store.apply_clean(conn, list(items), window)
+    if lane.verdict == "lost_race":
+        raise LostRace("a row this batch creates was created concurrently")
+    if lane.verdict != "applied":
+        return None
+    outcomes: list[Outcome] = []
+    to_log: list[IncomingEvent] = []
+    for item, applied, stock in zip(items, lane.applied, lane.stock, strict=True):
+        assert item.envelope is not None
+        if applied:
+            to_log.append(item)
+        outcomes.append(
+            frozen_built(
+                Outcome,
+                {
+                    "status": Status.APPLIED if applied else Status.DUPLICATE,
+                    "event": item.envelope.data,
+                    "reason": None,
+                    "detail": None,
+                    "errors": [],
+                    "stock": stock,
+                    "rejected_event_id": None,
+                    "redelivered": False,
+                },
+            )
+        )
+    with conn.pipeline():  # the bookkeeping in one round trip
+        outcome_counts.record(conn, items, outcomes)
+        warehouses.record(conn, to_log)  # the directory of codes (issue 23)
+    return Applied(outcomes, [])
 
 
 def _candidates(

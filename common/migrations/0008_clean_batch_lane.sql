@@ -1,0 +1,212 @@
+-- The clean-batch lane (issue 22): a batch whose events are all new or exact duplicates is decided
+-- and written by one function call instead of the ledger's Python rules. `common/domain/rules.py`
+-- stays the reference (tests/integration/ledger/test_clean_lane.py compares the two); anything
+-- the rules would refuse, or that waits, makes the lane decline without writing, and
+-- common/ledger/apply.py decides the batch in Python as before, in the same transaction.
+
+-- The dead-letter store's question (common/dead_letters/store.py `waiting_departures`, the same
+-- conditions): does any Kafka departure wait, within the window, for stock on one of these keys?
+CREATE FUNCTION dead_letters_any_waiting(keys_w uuid[], keys_p uuid[], window_seconds integer)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT window_seconds > 0 AND EXISTS (
+        SELECT 1
+        FROM rejected_events r
+        JOIN unnest(keys_w, keys_p) AS k(w, p) ON r.warehouse_id = k.w AND r.product_id = k.p
+        WHERE r.reason = 'insufficient_stock' AND r.origin = 'kafka'
+          AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
+          AND r.received_at >= now() - make_interval(secs => window_seconds)
+    )
+$$;
+
+-- The ledger's lane (called by common/ledger/tables.py `apply_clean`). One row per event in batch
+-- order (e_*: the event; l_*: where it came from, for the event log). Returns verdict 'applied'
+-- with, per event, whether it applied (else: an exact duplicate) and its key's stock right after;
+-- or verdict 'lost_race' (a row this batch creates was created concurrently: the caller raises
+-- LostRace and the transaction runs again); or the reason it declined ('conflict',
+-- 'insufficient_stock', 'waiting'), having written nothing and released its locks.
+CREATE FUNCTION ledger_apply_clean(
+    e_movement uuid[], e_arrival boolean[], e_warehouse uuid[], e_product uuid[],
+    e_quantity bigint[], e_at timestamptz[],
+    l_envelope text[], l_origin text[], l_topic text[], l_partition integer[], l_offset bigint[],
+    l_cluster text[],
+    window_seconds integer,
+    OUT verdict text, OUT applied boolean[], OUT stock_after bigint[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    m_id uuid[]; m_product uuid[]; m_src uuid[]; m_dep_q bigint[]; m_dep_at timestamptz[];
+    m_dst uuid[]; m_arr_q bigint[]; m_arr_at timestamptz[];
+    s_w uuid[]; s_p uuid[]; s_q bigint[];
+    any_conflict boolean; any_short boolean;
+    expected integer; inserted integer;
+BEGIN
+    -- A block with an exception handler is a subtransaction: declining rolls it back, which
+    -- releases the row locks taken in it, so the Python path that follows locks in key order
+    -- from scratch (movements first, then stock) and cannot deadlock with another batch.
+    BEGIN
+        -- 1. Lock the movement rows, then the stock rows, each in key order (as tables.lock).
+        SELECT array_agg(x.movement_id), array_agg(x.product_id), array_agg(x.source_warehouse_id),
+               array_agg(x.departed_quantity), array_agg(x.departed_at),
+               array_agg(x.destination_warehouse_id), array_agg(x.arrived_quantity),
+               array_agg(x.arrived_at)
+          INTO m_id, m_product, m_src, m_dep_q, m_dep_at, m_dst, m_arr_q, m_arr_at
+          FROM (SELECT * FROM movements WHERE movement_id = ANY(e_movement)
+                ORDER BY movement_id FOR UPDATE) x;
+        SELECT array_agg(x.warehouse_id), array_agg(x.product_id), array_agg(x.quantity)
+          INTO s_w, s_p, s_q
+          FROM (SELECT s.warehouse_id, s.product_id, s.quantity
+                  FROM stock s
+                  JOIN (SELECT DISTINCT w, p FROM unnest(e_warehouse, e_product) AS k(w, p)) k
+                    ON s.warehouse_id = k.w AND s.product_id = k.p
+                 ORDER BY s.warehouse_id, s.product_id
+                   FOR UPDATE OF s) x;
+        m_id := coalesce(m_id, '{}'); s_w := coalesce(s_w, '{}'); s_p := coalesce(s_p, '{}');
+
+        -- 2. Nothing may wait on the stock an arrival raises (read once the stock rows are
+        --    locked: a departure starts waiting on a key only while holding its stock row).
+        IF window_seconds > 0 AND dead_letters_any_waiting(
+            ARRAY(SELECT w FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE arr),
+            ARRAY(SELECT p FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE arr),
+            window_seconds
+        ) THEN
+            verdict := 'waiting';
+            RAISE SQLSTATE 'LC001';
+        END IF;
+
+        -- 3. Decide, as rules.decide would one event at a time if nothing is refused: the first
+        --    copy of a half the movement does not hold applies, every other copy must be an exact
+        --    duplicate, all halves of a movement name one product, and the running stock of each
+        --    key (in batch order, applied events only) never goes below zero.
+        WITH ev AS (
+            SELECT e.i, e.m, e.arr, e.w, e.p, e.q, e.at
+              FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at)
+                   WITH ORDINALITY AS e(m, arr, w, p, q, at, i)
+        ), joined AS (
+            SELECT ev.*, h.product AS held_product,
+                   CASE WHEN ev.arr THEN h.dst ELSE h.src END AS held_w,
+                   CASE WHEN ev.arr THEN h.arr_q ELSE h.dep_q END AS held_q,
+                   CASE WHEN ev.arr THEN h.arr_at ELSE h.dep_at END AS held_at,
+                   row_number() OVER half AS nth,
+                   first_value(ev.w) OVER half AS first_w,
+                   first_value(ev.q) OVER half AS first_q,
+                   first_value(ev.at) OVER half AS first_at,
+                   first_value(ev.p) OVER (PARTITION BY ev.m ORDER BY ev.i) AS first_p
+              FROM ev
+              LEFT JOIN unnest(m_id, m_product, m_src, m_dep_q, m_dep_at, m_dst, m_arr_q, m_arr_at)
+                   AS h(m, product, src, dep_q, dep_at, dst, arr_q, arr_at) ON h.m = ev.m
+            WINDOW half AS (PARTITION BY ev.m, ev.arr ORDER BY ev.i)
+        ), decided AS (
+            SELECT j.i, j.w, j.p, j.arr, j.q,
+                   j.held_at IS NULL AND j.nth = 1 AS applies,
+                   (j.held_product IS NOT NULL AND j.held_product <> j.p) OR j.p <> j.first_p
+                   OR (j.held_at IS NOT NULL AND (j.held_w, j.held_q, j.held_at) IS DISTINCT FROM (j.w, j.q, j.at))
+                   OR (j.held_at IS NULL AND (j.first_w, j.first_q, j.first_at) IS DISTINCT FROM (j.w, j.q, j.at))
+                   AS conflict
+              FROM joined j
+        ), running AS (
+            SELECT d.i, d.arr, d.applies, d.conflict,
+                   coalesce(s.q, 0) + sum(CASE WHEN NOT d.applies THEN 0 WHEN d.arr THEN d.q ELSE -d.q END)
+                       OVER (PARTITION BY d.w, d.p ORDER BY d.i) AS after
+              FROM decided d
+              LEFT JOIN unnest(s_w, s_p, s_q) AS s(w, p, q) ON s.w = d.w AND s.p = d.p
+        )
+        SELECT bool_or(r.conflict), bool_or(r.applies AND NOT r.arr AND r.after < 0),
+               array_agg(r.applies ORDER BY r.i), array_agg(r.after ORDER BY r.i)
+          INTO any_conflict, any_short, applied, stock_after
+          FROM running r;
+        IF any_conflict THEN
+            verdict := 'conflict';
+            RAISE SQLSTATE 'LC001';
+        ELSIF any_short THEN
+            verdict := 'insufficient_stock';
+            RAISE SQLSTATE 'LC001';
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'LC001' THEN
+        applied := NULL;
+        stock_after := NULL;
+        RETURN;
+    END;
+
+    -- 4. Write, in the order of tables.write_movements / write_stock / append_log: the rows that
+    --    existed are updated, the others inserted in key order, and an insert that skips a row
+    --    another transaction created first means we lost the race.
+    WITH a AS (
+        SELECT x.m, x.arr, x.w, x.p, x.q, x.at
+          FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at, applied)
+               AS x(m, arr, w, p, q, at, ok)
+         WHERE x.ok
+    ), by_movement AS (
+        SELECT a.m, (array_agg(a.p))[1] AS p,
+               (array_agg(a.w) FILTER (WHERE NOT a.arr))[1] AS src,
+               (array_agg(a.q) FILTER (WHERE NOT a.arr))[1] AS dep_q,
+               (array_agg(a.at) FILTER (WHERE NOT a.arr))[1] AS dep_at,
+               (array_agg(a.w) FILTER (WHERE a.arr))[1] AS dst,
+               (array_agg(a.q) FILTER (WHERE a.arr))[1] AS arr_q,
+               (array_agg(a.at) FILTER (WHERE a.arr))[1] AS arr_at,
+               a.m = ANY(m_id) AS held
+          FROM a GROUP BY a.m
+    ), updated AS (
+        UPDATE movements t SET
+            product_id = b.p,
+            source_warehouse_id = CASE WHEN b.dep_at IS NULL THEN t.source_warehouse_id ELSE b.src END,
+            departed_quantity = CASE WHEN b.dep_at IS NULL THEN t.departed_quantity ELSE b.dep_q END,
+            departed_at = coalesce(b.dep_at, t.departed_at),
+            destination_warehouse_id = CASE WHEN b.arr_at IS NULL THEN t.destination_warehouse_id ELSE b.dst END,
+            arrived_quantity = CASE WHEN b.arr_at IS NULL THEN t.arrived_quantity ELSE b.arr_q END,
+            arrived_at = coalesce(b.arr_at, t.arrived_at),
+            updated_at = now()
+          FROM by_movement b
+         WHERE b.held AND t.movement_id = b.m
+    )
+    INSERT INTO movements (movement_id, product_id, source_warehouse_id, departed_quantity,
+                           departed_at, destination_warehouse_id, arrived_quantity, arrived_at)
+    SELECT b.m, b.p, b.src, b.dep_q, b.dep_at, b.dst, b.arr_q, b.arr_at
+      FROM by_movement b WHERE NOT b.held
+     ORDER BY b.m
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    SELECT count(DISTINCT x.m) INTO expected
+      FROM unnest(e_movement, applied) AS x(m, ok) WHERE x.ok AND NOT x.m = ANY(m_id);
+    IF inserted <> expected THEN
+        verdict := 'lost_race';
+        RETURN;
+    END IF;
+
+    WITH k AS (
+        SELECT x.w, x.p, (array_agg(x.after ORDER BY x.i DESC))[1] AS q,
+               EXISTS (SELECT 1 FROM unnest(s_w, s_p) AS h(w, p) WHERE h.w = x.w AND h.p = x.p) AS held
+          FROM unnest(e_warehouse, e_product, applied, stock_after) WITH ORDINALITY AS x(w, p, ok, after, i)
+         GROUP BY x.w, x.p
+        HAVING bool_or(x.ok)
+    ), updated AS (
+        UPDATE stock s SET quantity = k.q, updated_at = now()
+          FROM k WHERE k.held AND s.warehouse_id = k.w AND s.product_id = k.p
+    )
+    INSERT INTO stock (warehouse_id, product_id, quantity, updated_at)
+    SELECT k.w, k.p, k.q, now() FROM k WHERE NOT k.held
+     ORDER BY k.w, k.p
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    SELECT count(*) INTO expected FROM (
+        SELECT DISTINCT x.w, x.p
+          FROM unnest(e_warehouse, e_product, applied) AS x(w, p, ok)
+         WHERE x.ok
+           AND NOT EXISTS (SELECT 1 FROM unnest(s_w, s_p) AS h(w, p) WHERE h.w = x.w AND h.p = x.p)
+    ) n;
+    IF inserted <> expected THEN
+        verdict := 'lost_race';
+        RETURN;
+    END IF;
+
+    INSERT INTO movement_events (movement_id, event, warehouse_id, product_id, quantity, occurred_at,
+                                 envelope_id, origin, kafka_topic, kafka_partition, kafka_offset,
+                                 kafka_cluster)
+    SELECT x.m, CASE WHEN x.arr THEN 'arrival' ELSE 'departure' END, x.w, x.p, x.q, x.at,
+           x.envelope, x.origin, x.topic, x.part, x.off, x.cluster
+      FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at, l_envelope,
+                  l_origin, l_topic, l_partition, l_offset, l_cluster, applied)
+           WITH ORDINALITY AS x(m, arr, w, p, q, at, envelope, origin, topic, part, off, cluster, ok, i)
+     WHERE x.ok
+     ORDER BY x.i;
+    verdict := 'applied';
+END
+$$;
