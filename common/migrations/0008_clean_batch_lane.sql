@@ -6,16 +6,19 @@
 
 -- The dead-letter store's question (common/dead_letters/store.py `waiting_departures`, the same
 -- conditions): does any Kafka departure wait, within the window, for stock on one of these keys?
+-- (PL/pgSQL rather than SQL: its plan is cached for the session, not planned again per call.)
 CREATE FUNCTION dead_letters_any_waiting(keys_w uuid[], keys_p uuid[], window_seconds integer)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT window_seconds > 0 AND EXISTS (
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN window_seconds > 0 AND EXISTS (
         SELECT 1
         FROM rejected_events r
         JOIN unnest(keys_w, keys_p) AS k(w, p) ON r.warehouse_id = k.w AND r.product_id = k.p
         WHERE r.reason = 'insufficient_stock' AND r.origin = 'kafka'
           AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
           AND r.received_at >= now() - make_interval(secs => window_seconds)
-    )
+    );
+END
 $$;
 
 -- The ledger's lane (called by common/ledger/tables.py `apply_clean`). One row per event in batch
@@ -24,6 +27,8 @@ $$;
 -- or verdict 'lost_race' (a row this batch creates was created concurrently: the caller raises
 -- LostRace and the transaction runs again); or the reason it declined ('conflict',
 -- 'insufficient_stock', 'waiting'), having written nothing and released its locks.
+-- Every lookup between the batch and the locked rows is a join (no `= ANY(array)` per row: that
+-- is quadratic in the batch size).
 CREATE FUNCTION ledger_apply_clean(
     e_movement uuid[], e_arrival boolean[], e_warehouse uuid[], e_product uuid[],
     e_quantity bigint[], e_at timestamptz[],
@@ -36,8 +41,12 @@ DECLARE
     m_id uuid[]; m_product uuid[]; m_src uuid[]; m_dep_q bigint[]; m_dep_at timestamptz[];
     m_dst uuid[]; m_arr_q bigint[]; m_arr_at timestamptz[];
     s_w uuid[]; s_p uuid[]; s_q bigint[];
+    a_w uuid[]; a_p uuid[];
+    m_held boolean[];      -- per event: its movement's row existed (then updated, else inserted)
+    s_held boolean[];      -- per event: its stock row existed
+    s_last boolean[];      -- per event: the last of its key in the batch, and the key changed
     any_conflict boolean; any_short boolean;
-    expected integer; inserted integer;
+    new_movements integer; new_keys integer; inserted integer;
 BEGIN
     -- A block with an exception handler is a subtransaction: declining rolls it back, which
     -- releases the row locks taken in it, so the Python path that follows locks in key order
@@ -59,17 +68,16 @@ BEGIN
                     ON s.warehouse_id = k.w AND s.product_id = k.p
                  ORDER BY s.warehouse_id, s.product_id
                    FOR UPDATE OF s) x;
-        m_id := coalesce(m_id, '{}'); s_w := coalesce(s_w, '{}'); s_p := coalesce(s_p, '{}');
 
         -- 2. Nothing may wait on the stock an arrival raises (read once the stock rows are
         --    locked: a departure starts waiting on a key only while holding its stock row).
-        IF window_seconds > 0 AND dead_letters_any_waiting(
-            ARRAY(SELECT w FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE arr),
-            ARRAY(SELECT p FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE arr),
-            window_seconds
-        ) THEN
-            verdict := 'waiting';
-            RAISE SQLSTATE 'LC001';
+        IF window_seconds > 0 THEN
+            SELECT array_agg(a.w), array_agg(a.p) INTO a_w, a_p
+              FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE a.arr;
+            IF a_w IS NOT NULL AND dead_letters_any_waiting(a_w, a_p, window_seconds) THEN
+                verdict := 'waiting';
+                RAISE SQLSTATE 'LC001';
+            END IF;
         END IF;
 
         -- 3. Decide, as rules.decide would one event at a time if nothing is refused: the first
@@ -81,7 +89,9 @@ BEGIN
               FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at)
                    WITH ORDINALITY AS e(m, arr, w, p, q, at, i)
         ), joined AS (
-            SELECT ev.*, h.product AS held_product,
+            -- One sort, by (movement, half, batch order), serves both windows: any event of the
+            -- movement will do as the product the others must name.
+            SELECT ev.*, h.m IS NOT NULL AS m_held, h.product AS held_product,
                    CASE WHEN ev.arr THEN h.dst ELSE h.src END AS held_w,
                    CASE WHEN ev.arr THEN h.arr_q ELSE h.dep_q END AS held_q,
                    CASE WHEN ev.arr THEN h.arr_at ELSE h.dep_at END AS held_at,
@@ -89,13 +99,13 @@ BEGIN
                    first_value(ev.w) OVER half AS first_w,
                    first_value(ev.q) OVER half AS first_q,
                    first_value(ev.at) OVER half AS first_at,
-                   first_value(ev.p) OVER (PARTITION BY ev.m ORDER BY ev.i) AS first_p
+                   first_value(ev.p) OVER (PARTITION BY ev.m ORDER BY ev.arr, ev.i) AS first_p
               FROM ev
               LEFT JOIN unnest(m_id, m_product, m_src, m_dep_q, m_dep_at, m_dst, m_arr_q, m_arr_at)
                    AS h(m, product, src, dep_q, dep_at, dst, arr_q, arr_at) ON h.m = ev.m
             WINDOW half AS (PARTITION BY ev.m, ev.arr ORDER BY ev.i)
         ), decided AS (
-            SELECT j.i, j.w, j.p, j.arr, j.q,
+            SELECT j.i, j.m, j.w, j.p, j.arr, j.q, j.m_held,
                    j.held_at IS NULL AND j.nth = 1 AS applies,
                    (j.held_product IS NOT NULL AND j.held_product <> j.p) OR j.p <> j.first_p
                    OR (j.held_at IS NOT NULL AND (j.held_w, j.held_q, j.held_at) IS DISTINCT FROM (j.w, j.q, j.at))
@@ -103,15 +113,22 @@ BEGIN
                    AS conflict
               FROM joined j
         ), running AS (
-            SELECT d.i, d.arr, d.applies, d.conflict,
+            SELECT d.i, d.m, d.arr, d.applies, d.conflict, d.m_held, s.w IS NOT NULL AS s_held,
                    coalesce(s.q, 0) + sum(CASE WHEN NOT d.applies THEN 0 WHEN d.arr THEN d.q ELSE -d.q END)
-                       OVER (PARTITION BY d.w, d.p ORDER BY d.i) AS after
+                       OVER (PARTITION BY d.w, d.p ORDER BY d.i) AS after,
+                   d.i = max(d.i) OVER key AND bool_or(d.applies) OVER key AS s_last
               FROM decided d
               LEFT JOIN unnest(s_w, s_p, s_q) AS s(w, p, q) ON s.w = d.w AND s.p = d.p
+            WINDOW key AS (PARTITION BY d.w, d.p)
         )
         SELECT bool_or(r.conflict), bool_or(r.applies AND NOT r.arr AND r.after < 0),
-               array_agg(r.applies ORDER BY r.i), array_agg(r.after ORDER BY r.i)
-          INTO any_conflict, any_short, applied, stock_after
+               array_agg(r.applies ORDER BY r.i), array_agg(r.after ORDER BY r.i),
+               array_agg(r.m_held ORDER BY r.i), array_agg(r.s_held ORDER BY r.i),
+               array_agg(r.s_last ORDER BY r.i),
+               count(DISTINCT r.m) FILTER (WHERE r.applies AND NOT r.m_held),
+               count(*) FILTER (WHERE r.s_last AND NOT r.s_held)
+          INTO any_conflict, any_short, applied, stock_after, m_held, s_held, s_last,
+               new_movements, new_keys
           FROM running r;
         IF any_conflict THEN
             verdict := 'conflict';
@@ -129,21 +146,18 @@ BEGIN
     -- 4. Write, in the order of tables.write_movements / write_stock / append_log: the rows that
     --    existed are updated, the others inserted in key order, and an insert that skips a row
     --    another transaction created first means we lost the race.
-    WITH a AS (
-        SELECT x.m, x.arr, x.w, x.p, x.q, x.at
-          FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at, applied)
-               AS x(m, arr, w, p, q, at, ok)
+    WITH by_movement AS (
+        SELECT x.m, (array_agg(x.p))[1] AS p, bool_or(x.held) AS held,
+               (array_agg(x.w) FILTER (WHERE NOT x.arr))[1] AS src,
+               (array_agg(x.q) FILTER (WHERE NOT x.arr))[1] AS dep_q,
+               (array_agg(x.at) FILTER (WHERE NOT x.arr))[1] AS dep_at,
+               (array_agg(x.w) FILTER (WHERE x.arr))[1] AS dst,
+               (array_agg(x.q) FILTER (WHERE x.arr))[1] AS arr_q,
+               (array_agg(x.at) FILTER (WHERE x.arr))[1] AS arr_at
+          FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at, applied, m_held)
+               AS x(m, arr, w, p, q, at, ok, held)
          WHERE x.ok
-    ), by_movement AS (
-        SELECT a.m, (array_agg(a.p))[1] AS p,
-               (array_agg(a.w) FILTER (WHERE NOT a.arr))[1] AS src,
-               (array_agg(a.q) FILTER (WHERE NOT a.arr))[1] AS dep_q,
-               (array_agg(a.at) FILTER (WHERE NOT a.arr))[1] AS dep_at,
-               (array_agg(a.w) FILTER (WHERE a.arr))[1] AS dst,
-               (array_agg(a.q) FILTER (WHERE a.arr))[1] AS arr_q,
-               (array_agg(a.at) FILTER (WHERE a.arr))[1] AS arr_at,
-               a.m = ANY(m_id) AS held
-          FROM a GROUP BY a.m
+         GROUP BY x.m
     ), updated AS (
         UPDATE movements t SET
             product_id = b.p,
@@ -164,19 +178,15 @@ BEGIN
      ORDER BY b.m
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
-    SELECT count(DISTINCT x.m) INTO expected
-      FROM unnest(e_movement, applied) AS x(m, ok) WHERE x.ok AND NOT x.m = ANY(m_id);
-    IF inserted <> expected THEN
+    IF inserted <> new_movements THEN
         verdict := 'lost_race';
         RETURN;
     END IF;
 
     WITH k AS (
-        SELECT x.w, x.p, (array_agg(x.after ORDER BY x.i DESC))[1] AS q,
-               EXISTS (SELECT 1 FROM unnest(s_w, s_p) AS h(w, p) WHERE h.w = x.w AND h.p = x.p) AS held
-          FROM unnest(e_warehouse, e_product, applied, stock_after) WITH ORDINALITY AS x(w, p, ok, after, i)
-         GROUP BY x.w, x.p
-        HAVING bool_or(x.ok)
+        SELECT x.w, x.p, x.q, x.held
+          FROM unnest(e_warehouse, e_product, stock_after, s_held, s_last) AS x(w, p, q, held, last)
+         WHERE x.last
     ), updated AS (
         UPDATE stock s SET quantity = k.q, updated_at = now()
           FROM k WHERE k.held AND s.warehouse_id = k.w AND s.product_id = k.p
@@ -186,13 +196,7 @@ BEGIN
      ORDER BY k.w, k.p
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
-    SELECT count(*) INTO expected FROM (
-        SELECT DISTINCT x.w, x.p
-          FROM unnest(e_warehouse, e_product, applied) AS x(w, p, ok)
-         WHERE x.ok
-           AND NOT EXISTS (SELECT 1 FROM unnest(s_w, s_p) AS h(w, p) WHERE h.w = x.w AND h.p = x.p)
-    ) n;
-    IF inserted <> expected THEN
+    IF inserted <> new_keys THEN
         verdict := 'lost_race';
         RETURN;
     END IF;
