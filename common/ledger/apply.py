@@ -13,6 +13,15 @@ whatever the batch size:
    existed, `INSERT ... ON CONFLICT DO NOTHING` (in key order) for rows that did not; park the
    refusals, note the retried dead letters, count the outcomes.
 
+A batch that is "clean" (every item valid, no Kafka record twice, none parked before: `_may_be_clean`
+and `find_parked`) first tries the clean-batch lane, `tables.apply_clean`: one call of a SQL function
+(migration 0008) that takes the same locks in the same order, decides set-based (a running stock
+per key in batch order) and writes the same rows, if every event is new or an exact duplicate, no
+departure goes below the stock and nothing waits on an arrival's stock. Otherwise it declines
+having written nothing (its locks released with its subtransaction) and steps 1-4 run as above, in
+the same transaction. `common.domain.rules` stays the reference: tests/integration/ledger/
+test_clean_lane.py compares the two on generated batches.
+
 A row that did not exist could not be locked. If another transaction creates it first, our insert
 skips it and the batch raises `LostRace`: `common.adapters.db.run_in_transaction`, the one retry loop, runs
 it again against the new state (optimistic for new keys, pessimistic for existing ones). The

@@ -5,7 +5,8 @@ Statements are set-based and their number fixed per batch, whatever its size. St
 each other's results go out together in one round trip (psycopg's pipeline mode: the server still
 runs them one after the other, in the order sent, so lock order is kept): the two locking reads,
 and the row writes, whose "did our insert happen" checks (`InsertCheck`) run once the pipeline
-has synced.
+has synced. `apply_clean` does all of it for a clean batch in one call of `ledger_apply_clean`
+(migration 0008: the same statements' work, set-based in PL/pgSQL), or declines.
 """
 
 from __future__ import annotations

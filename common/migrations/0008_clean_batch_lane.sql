@@ -89,47 +89,50 @@ BEGIN
               FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at)
                    WITH ORDINALITY AS e(m, arr, w, p, q, at, i)
         ), joined AS (
-            -- One sort, by (movement, half, batch order), serves both windows: any event of the
-            -- movement will do as the product the others must name.
+            -- Each event next to the one before it of the same movement, halves apart (departures
+            -- first), in batch order: a copy must equal the copy before it, and a movement's
+            -- events must name the product the one before names (so all of them name one).
             SELECT ev.*, h.m IS NOT NULL AS m_held, h.product AS held_product,
                    CASE WHEN ev.arr THEN h.dst ELSE h.src END AS held_w,
                    CASE WHEN ev.arr THEN h.arr_q ELSE h.dep_q END AS held_q,
                    CASE WHEN ev.arr THEN h.arr_at ELSE h.dep_at END AS held_at,
-                   row_number() OVER half AS nth,
-                   first_value(ev.w) OVER half AS first_w,
-                   first_value(ev.q) OVER half AS first_q,
-                   first_value(ev.at) OVER half AS first_at,
-                   first_value(ev.p) OVER (PARTITION BY ev.m ORDER BY ev.arr, ev.i) AS first_p
+                   lag(ev.arr) OVER movement AS prev_arr, lag(ev.p) OVER movement AS prev_p,
+                   lag(ev.w) OVER movement AS prev_w, lag(ev.q) OVER movement AS prev_q,
+                   lag(ev.at) OVER movement AS prev_at
               FROM ev
               LEFT JOIN unnest(m_id, m_product, m_src, m_dep_q, m_dep_at, m_dst, m_arr_q, m_arr_at)
                    AS h(m, product, src, dep_q, dep_at, dst, arr_q, arr_at) ON h.m = ev.m
-            WINDOW half AS (PARTITION BY ev.m, ev.arr ORDER BY ev.i)
+            WINDOW movement AS (PARTITION BY ev.m ORDER BY ev.arr, ev.i)
         ), decided AS (
-            SELECT j.i, j.m, j.w, j.p, j.arr, j.q, j.m_held,
-                   j.held_at IS NULL AND j.nth = 1 AS applies,
-                   (j.held_product IS NOT NULL AND j.held_product <> j.p) OR j.p <> j.first_p
+            SELECT j.i, j.w, j.p, j.arr, j.q, j.m_held,
+                   NOT j.m_held AND j.prev_arr IS NULL AS new_movement,
+                   j.held_at IS NULL AND j.prev_arr IS DISTINCT FROM j.arr AS applies,
+                   (j.held_product IS NOT NULL AND j.held_product <> j.p)
+                   OR (j.prev_arr IS NOT NULL AND j.prev_p <> j.p)
                    OR (j.held_at IS NOT NULL AND (j.held_w, j.held_q, j.held_at) IS DISTINCT FROM (j.w, j.q, j.at))
-                   OR (j.held_at IS NULL AND (j.first_w, j.first_q, j.first_at) IS DISTINCT FROM (j.w, j.q, j.at))
+                   OR (j.prev_arr = j.arr AND (j.prev_w, j.prev_q, j.prev_at) IS DISTINCT FROM (j.w, j.q, j.at))
                    AS conflict
               FROM joined j
         ), running AS (
-            SELECT d.i, d.m, d.arr, d.applies, d.conflict, d.m_held, s.w IS NOT NULL AS s_held,
+            -- Per key in batch order: the stock after each event, and which event is the key's
+            -- last (its stock is what the row holds afterwards, if any event of the key applied).
+            SELECT d.i, d.arr, d.applies, d.conflict, d.m_held, d.new_movement, s.w IS NOT NULL AS s_held,
                    coalesce(s.q, 0) + sum(CASE WHEN NOT d.applies THEN 0 WHEN d.arr THEN d.q ELSE -d.q END)
-                       OVER (PARTITION BY d.w, d.p ORDER BY d.i) AS after,
-                   d.i = max(d.i) OVER key AND bool_or(d.applies) OVER key AS s_last
+                       OVER k AS after,
+                   lead(d.i) OVER k IS NULL AND count(*) FILTER (WHERE d.applies) OVER k > 0 AS s_last
               FROM decided d
               LEFT JOIN unnest(s_w, s_p, s_q) AS s(w, p, q) ON s.w = d.w AND s.p = d.p
-            WINDOW key AS (PARTITION BY d.w, d.p)
+            WINDOW k AS (PARTITION BY d.w, d.p ORDER BY d.i)
         )
+        -- (Sorted once: the arrays follow their input's order; an ORDER BY per aggregate would
+        -- sort once each.)
         SELECT bool_or(r.conflict), bool_or(r.applies AND NOT r.arr AND r.after < 0),
-               array_agg(r.applies ORDER BY r.i), array_agg(r.after ORDER BY r.i),
-               array_agg(r.m_held ORDER BY r.i), array_agg(r.s_held ORDER BY r.i),
-               array_agg(r.s_last ORDER BY r.i),
-               count(DISTINCT r.m) FILTER (WHERE r.applies AND NOT r.m_held),
+               array_agg(r.applies), array_agg(r.after), array_agg(r.m_held), array_agg(r.s_held),
+               array_agg(r.s_last), count(*) FILTER (WHERE r.new_movement),
                count(*) FILTER (WHERE r.s_last AND NOT r.s_held)
           INTO any_conflict, any_short, applied, stock_after, m_held, s_held, s_last,
                new_movements, new_keys
-          FROM running r;
+          FROM (SELECT * FROM running ORDER BY i) r;
         IF any_conflict THEN
             verdict := 'conflict';
             RAISE SQLSTATE 'LC001';
