@@ -19,7 +19,8 @@ and `find_parked`) first tries the clean-batch lane, `tables.apply_clean`: one c
 per key in batch order) and writes the same rows, if every event is new or an exact duplicate, no
 departure goes below the stock and nothing waits on an arrival's stock. Otherwise it declines
 having written nothing (its locks released with its subtransaction) and steps 1-4 run as above, in
-the same transaction. `common.domain.rules` stays the reference: tests/integration/ledger/
+the same transaction (after declines, the next batches skip the lane for a while: `_LaneGate`).
+`common.domain.rules` stays the reference: tests/integration/ledger/
 test_clean_lane.py compares the two on generated batches.
 
 A row that did not exist could not be locked. If another transaction creates it first, our insert
@@ -111,8 +112,9 @@ def apply_batch(
         window = 0  # an operator's replay decides exactly what was named
 
     parked = dead_letters.find_parked(conn, items) if park_rejected else {}
-    if not parked and _may_be_clean(items):
+    if not parked and _LANE.worth_trying() and _may_be_clean(items):
         clean = _apply_clean(conn, items, window)
+        _LANE.note(declined=clean is None)
         if clean is not None:
             return clean
     candidates, copy_of = _candidates(items, parked, window)
@@ -148,6 +150,40 @@ def apply_batch(
         outcome_counts.record(conn, items, outcomes)
         warehouses.record(conn, [item for item, _ in to_log])  # the directory of codes (issue 23)
     return Applied(outcomes, retried_ids)
+
+
+class _LaneGate:
+    """Whether a batch should try the clean-batch lane at all, from how the last ones fared.
+
+    A declined batch pays its locks and decision twice (~25 % more CPU, both sides), and one
+    refusal in a batch of 1,000 is enough to decline: in a stream with refusals in most batches
+    the lane would only cost. After a decline the next batch goes the Python way, after another
+    the next two, then four, up to MAX_SKIP; an accepted batch resets it. Per process and
+    approximate under threads (a miscount only moves a batch from one path to the other, which
+    decide alike).
+    """
+
+    MAX_SKIP = 64
+
+    def __init__(self) -> None:
+        self.skip = 0  # batches left to send the Python way
+        self.backoff = 0  # how many the next decline skips
+
+    def worth_trying(self) -> bool:
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
+
+    def note(self, *, declined: bool) -> None:
+        if declined:
+            self.backoff = min(max(1, 2 * self.backoff), self.MAX_SKIP)
+            self.skip = self.backoff
+        else:
+            self.backoff = self.skip = 0
+
+
+_LANE = _LaneGate()
 
 
 def _may_be_clean(items: Sequence[IncomingEvent]) -> bool:

@@ -116,6 +116,20 @@ def _rolled_back(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_lane_gate() -> Iterator[None]:
+    """Each test starts with the lane worth trying (an earlier test's declines aside)."""
+    with _lane_gate_reset():
+        yield
+
+
+@contextmanager
+def _lane_gate_reset() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(apply, "_LANE", apply._LaneGate())
+        yield
+
+
 @contextmanager
 def _python_path_only() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
@@ -171,7 +185,7 @@ def check_lane(conn: psycopg.Connection, make: Make, seeded: Seeded, batch: list
             with _python_path_only():
                 expected = apply.apply_batch(conn, items, auto_replay_window=WINDOW)
             expected_rows = _rows(conn)
-        with _rolled_back(conn):
+        with _rolled_back(conn), _lane_gate_reset():
             got = apply.apply_batch(conn, items, auto_replay_window=WINDOW)
             assert _comparable(got.outcomes) == _comparable(expected.outcomes)
             assert got.retried == expected.retried
@@ -399,3 +413,19 @@ def test_a_row_created_meanwhile_makes_the_lane_lose_the_race(
         [outcome] = running.result(timeout=60)
     assert attempts == ["lost the race"]
     assert (outcome.status, outcome.stock) == (Status.DUPLICATE, 2)
+
+
+def test_after_declines_batches_skip_the_lane_for_a_while() -> None:
+    """A stream whose batches keep declining stops paying for the lane: 1, 2, 4 ... up to 64
+    batches go the Python way between tries; one accepted batch makes every batch try again."""
+    gate = apply._LaneGate()
+    tried: list[int] = []
+    for batch in range(200):
+        if gate.worth_trying():
+            tried.append(batch)
+            gate.note(declined=True)
+    assert [b - a - 1 for a, b in zip(tried, tried[1:], strict=False)] == [1, 2, 4, 8, 16, 32, 64, 64]
+    gate.skip = 0
+    assert gate.worth_trying()
+    gate.note(declined=False)
+    assert all(gate.worth_trying() for _ in range(10))
