@@ -45,6 +45,9 @@ DECLARE
     m_held boolean[];      -- per event: its movement's row existed (then updated, else inserted)
     s_held boolean[];      -- per event: its stock row existed
     s_last boolean[];      -- per event: the last of its key in the batch, and the key changed
+    m_last boolean[];      -- per event: the last of its movement, and the movement changed; then
+    r_src uuid[]; r_dep_q bigint[]; r_dep_at timestamptz[];  -- the movement's row afterwards
+    r_dst uuid[]; r_arr_q bigint[]; r_arr_at timestamptz[];
     any_conflict boolean; any_short boolean;
     new_movements integer; new_keys integer; inserted integer;
 BEGIN
@@ -93,12 +96,18 @@ BEGIN
             -- first), in batch order: a copy must equal the copy before it, and a movement's
             -- events must name the product the one before names (so all of them name one).
             SELECT ev.*, h.m IS NOT NULL AS m_held, h.product AS held_product,
+                   h.src, h.dep_q, h.dep_at, h.dst, h.arr_q, h.arr_at,
                    CASE WHEN ev.arr THEN h.dst ELSE h.src END AS held_w,
                    CASE WHEN ev.arr THEN h.arr_q ELSE h.dep_q END AS held_q,
                    CASE WHEN ev.arr THEN h.arr_at ELSE h.dep_at END AS held_at,
                    lag(ev.arr) OVER movement AS prev_arr, lag(ev.p) OVER movement AS prev_p,
                    lag(ev.w) OVER movement AS prev_w, lag(ev.q) OVER movement AS prev_q,
-                   lag(ev.at) OVER movement AS prev_at
+                   lag(ev.at) OVER movement AS prev_at,
+                   first_value(ev.arr) OVER movement AS first_arr,
+                   first_value(ev.w) OVER movement AS first_w,
+                   first_value(ev.q) OVER movement AS first_q,
+                   first_value(ev.at) OVER movement AS first_at,
+                   lead(ev.i) OVER movement IS NULL AS last_of_movement
               FROM ev
               LEFT JOIN unnest(m_id, m_product, m_src, m_dep_q, m_dep_at, m_dst, m_arr_q, m_arr_at)
                    AS h(m, product, src, dep_q, dep_at, dst, arr_q, arr_at) ON h.m = ev.m
@@ -111,12 +120,23 @@ BEGIN
                    OR (j.prev_arr IS NOT NULL AND j.prev_p <> j.p)
                    OR (j.held_at IS NOT NULL AND (j.held_w, j.held_q, j.held_at) IS DISTINCT FROM (j.w, j.q, j.at))
                    OR (j.prev_arr = j.arr AND (j.prev_w, j.prev_q, j.prev_at) IS DISTINCT FROM (j.w, j.q, j.at))
-                   AS conflict
+                   AS conflict,
+                   -- On a movement's last event (an arrival if the batch has one): its row
+                   -- afterwards, the batch's halves over the held ones (equal where both are).
+                   j.last_of_movement AND (NOT j.m_held OR (NOT j.first_arr AND j.dep_at IS NULL)
+                                           OR (j.arr AND j.arr_at IS NULL)) AS m_last,
+                   CASE WHEN NOT j.first_arr THEN j.first_w ELSE j.src END AS r_src,
+                   CASE WHEN NOT j.first_arr THEN j.first_q ELSE j.dep_q END AS r_dep_q,
+                   CASE WHEN NOT j.first_arr THEN j.first_at ELSE j.dep_at END AS r_dep_at,
+                   CASE WHEN j.arr THEN j.w ELSE j.dst END AS r_dst,
+                   CASE WHEN j.arr THEN j.q ELSE j.arr_q END AS r_arr_q,
+                   CASE WHEN j.arr THEN j.at ELSE j.arr_at END AS r_arr_at
               FROM joined j
         ), running AS (
             -- Per key in batch order: the stock after each event, and which event is the key's
             -- last (its stock is what the row holds afterwards, if any event of the key applied).
             SELECT d.i, d.arr, d.applies, d.conflict, d.m_held, d.new_movement, s.w IS NOT NULL AS s_held,
+                   d.m_last, d.r_src, d.r_dep_q, d.r_dep_at, d.r_dst, d.r_arr_q, d.r_arr_at,
                    coalesce(s.q, 0) + sum(CASE WHEN NOT d.applies THEN 0 WHEN d.arr THEN d.q ELSE -d.q END)
                        OVER k AS after,
                    lead(d.i) OVER k IS NULL AND count(*) FILTER (WHERE d.applies) OVER k > 0 AS s_last
@@ -129,9 +149,11 @@ BEGIN
         SELECT bool_or(r.conflict), bool_or(r.applies AND NOT r.arr AND r.after < 0),
                array_agg(r.applies), array_agg(r.after), array_agg(r.m_held), array_agg(r.s_held),
                array_agg(r.s_last), count(*) FILTER (WHERE r.new_movement),
-               count(*) FILTER (WHERE r.s_last AND NOT r.s_held)
+               count(*) FILTER (WHERE r.s_last AND NOT r.s_held),
+               array_agg(r.m_last), array_agg(r.r_src), array_agg(r.r_dep_q), array_agg(r.r_dep_at),
+               array_agg(r.r_dst), array_agg(r.r_arr_q), array_agg(r.r_arr_at)
           INTO any_conflict, any_short, applied, stock_after, m_held, s_held, s_last,
-               new_movements, new_keys
+               new_movements, new_keys, m_last, r_src, r_dep_q, r_dep_at, r_dst, r_arr_q, r_arr_at
           FROM (SELECT * FROM running ORDER BY i) r;
         IF any_conflict THEN
             verdict := 'conflict';
@@ -149,36 +171,24 @@ BEGIN
     -- 4. Write, in the order of tables.write_movements / write_stock / append_log: the rows that
     --    existed are updated, the others inserted in key order, and an insert that skips a row
     --    another transaction created first means we lost the race.
-    WITH by_movement AS (
-        SELECT x.m, (array_agg(x.p))[1] AS p, bool_or(x.held) AS held,
-               (array_agg(x.w) FILTER (WHERE NOT x.arr))[1] AS src,
-               (array_agg(x.q) FILTER (WHERE NOT x.arr))[1] AS dep_q,
-               (array_agg(x.at) FILTER (WHERE NOT x.arr))[1] AS dep_at,
-               (array_agg(x.w) FILTER (WHERE x.arr))[1] AS dst,
-               (array_agg(x.q) FILTER (WHERE x.arr))[1] AS arr_q,
-               (array_agg(x.at) FILTER (WHERE x.arr))[1] AS arr_at
-          FROM unnest(e_movement, e_arrival, e_warehouse, e_product, e_quantity, e_at, applied, m_held)
-               AS x(m, arr, w, p, q, at, ok, held)
-         WHERE x.ok
-         GROUP BY x.m
+    WITH r AS (
+        SELECT x.*
+          FROM unnest(e_movement, e_product, m_held, m_last, r_src, r_dep_q, r_dep_at, r_dst, r_arr_q,
+                      r_arr_at) AS x(m, p, held, last, src, dep_q, dep_at, dst, arr_q, arr_at)
+         WHERE x.last
     ), updated AS (
         UPDATE movements t SET
-            product_id = b.p,
-            source_warehouse_id = CASE WHEN b.dep_at IS NULL THEN t.source_warehouse_id ELSE b.src END,
-            departed_quantity = CASE WHEN b.dep_at IS NULL THEN t.departed_quantity ELSE b.dep_q END,
-            departed_at = coalesce(b.dep_at, t.departed_at),
-            destination_warehouse_id = CASE WHEN b.arr_at IS NULL THEN t.destination_warehouse_id ELSE b.dst END,
-            arrived_quantity = CASE WHEN b.arr_at IS NULL THEN t.arrived_quantity ELSE b.arr_q END,
-            arrived_at = coalesce(b.arr_at, t.arrived_at),
-            updated_at = now()
-          FROM by_movement b
-         WHERE b.held AND t.movement_id = b.m
+            product_id = r.p, source_warehouse_id = r.src, departed_quantity = r.dep_q,
+            departed_at = r.dep_at, destination_warehouse_id = r.dst, arrived_quantity = r.arr_q,
+            arrived_at = r.arr_at, updated_at = now()
+          FROM r
+         WHERE r.held AND t.movement_id = r.m
     )
     INSERT INTO movements (movement_id, product_id, source_warehouse_id, departed_quantity,
                            departed_at, destination_warehouse_id, arrived_quantity, arrived_at)
-    SELECT b.m, b.p, b.src, b.dep_q, b.dep_at, b.dst, b.arr_q, b.arr_at
-      FROM by_movement b WHERE NOT b.held
-     ORDER BY b.m
+    SELECT r.m, r.p, r.src, r.dep_q, r.dep_at, r.dst, r.arr_q, r.arr_at
+      FROM r WHERE NOT r.held
+     ORDER BY r.m
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     IF inserted <> new_movements THEN

@@ -261,7 +261,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Seeded, list[Ev]]:
     return seeded, draw(batches(seeded))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_the_lane_decides_generated_batches_as_the_rules_do(
     scenario: tuple[Seeded, list[Ev]],
@@ -300,6 +300,11 @@ DECISION_TABLE = {
             Ev(M1, "departure", W1, P1, 3, T1),
             Ev(M2, "arrival", W1, P1, 1, T1),
         ],
+        "applied",
+    ),
+    "applied: the departure of a movement whose arrival is held": (
+        ({(W1, P1): 3}, {M0: (P1, None, Half(W2, 2, T2))}),
+        [Ev(M0, "departure", W1, P1, 2, T1), Ev(M0, "arrival", W2, P1, 2, T2)],
         "applied",
     ),
     # within one batch: the second copy of a new half is a duplicate, a variant a conflict
