@@ -279,7 +279,7 @@ def test_the_lane_decides_generated_batches_as_the_rules_do(
 
 HELD_DEPARTURE: Seeded = ({(W1, P1): 3}, {M0: (P1, Half(W1, 2, T1), None)})
 
-DECISION_TABLE = {
+DECISION_TABLE: dict[str, tuple[Seeded, list[Ev], str]] = {
     # this half, same warehouse/product/quantity/time: duplicate (accepted, nothing written)
     "duplicate": (HELD_DEPARTURE, [Ev(M0, "departure", W1, P1, 2, T1)], "applied"),
     # this half, with any other content: conflict
