@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord, Fetcher
+from kafka.protocol.consumer import IsolationLevel
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.record.util import calc_crc32c
@@ -56,10 +57,10 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
 
 
 def read_all(
-    raw: bytes, fetch_offset: int, fast: bool, check_crcs: bool = False
+    raw: bytes, fetch_offset: int, fast: bool, check_crcs: bool = False, **options: Any
 ) -> tuple[list[Any], str | None, tuple[int, ...]]:
     kind = FastPartitionRecords if fast else Fetcher.PartitionRecords
-    part = kind(fetch_offset, TP, MemoryRecords(raw), check_crcs=check_crcs)
+    part = kind(fetch_offset, TP, MemoryRecords(raw), check_crcs=check_crcs, **options)
     taken: list[Any] = []
     failure = None
     try:
@@ -152,3 +153,41 @@ def test_a_record_kafka_python_refuses_is_refused_the_same_way(at: int, byte: in
     fast = read_all(bytes(raw), 0, fast=True)
     assert fast == read_all(bytes(raw), 0, fast=False)
     assert fast[1] is not None and "CorruptRecordError" in fast[1]
+
+
+def transactional(
+    base: int, producer_id: int, rows: list[tuple[bytes | None, bytes | None]], control: bool = False
+) -> bytes:
+    builder = MemoryRecordsBuilder(
+        magic=2, compression_type=0, batch_size=1 << 20, offset=base, transactional=True,
+        producer_id=producer_id, producer_epoch=0, base_sequence=0,
+    )  # fmt: skip
+    for key, value in rows:
+        builder.append(timestamp=1_700_000_000_000, key=key, value=value)
+    builder.close()
+    batch = bytearray(builder.buffer())
+    if control:  # a transaction marker: the attributes' control bit, and the CRC over it again
+        batch[22] |= 0x20
+        batch[17:21] = calc_crc32c(bytes(batch[21:])).to_bytes(4, "big")
+    return bytes(batch)
+
+
+def test_read_committed_skips_aborted_transactions_and_markers_as_kafka_python_does() -> None:
+    """The poller reads with isolation_level=read_committed (common/adapters/kafka_settings.py)."""
+    abort_marker = (b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00")  # version 0, type 0: abort
+    commit_marker = (b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00\x00")
+    raw = (
+        transactional(0, 7, [(b"k", b"aborted-1"), (b"k", b"aborted-2")])
+        + transactional(2, 8, [(b"k", b"committed-1")])
+        + transactional(3, 7, [abort_marker], control=True)
+        + transactional(4, 8, [commit_marker], control=True)
+        + fetched([([(b"k", b"plain", [], 0)], 0)], 5, False)
+    )
+    options = {
+        "isolation_level": IsolationLevel.READ_COMMITTED,
+        "aborted_transactions": [SimpleNamespace(producer_id=7, first_offset=0)],
+    }
+    expected = read_all(raw, 0, fast=False, check_crcs=True, **options)
+    assert expected[1] is None
+    assert [r.value for r in expected[0]] == [b"committed-1", b"plain"]
+    assert read_all(raw, 0, fast=True, check_crcs=True, **options) == expected
