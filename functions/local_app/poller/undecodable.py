@@ -20,8 +20,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from functions.local_app.poller import fast_records
-
 logger = logging.getLogger("functions.local_app.poller")
 
 
@@ -73,14 +71,6 @@ def guard(consumer: Any) -> bool:
             super().__init__(fetch_offset, tp, records, *args, **kwargs)
             buffer = getattr(records, "_buffer", None)
             self.raw_records = bytes(buffer) if buffer is not None else None
-
-        def _unpack_records(
-            self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any
-        ) -> Any:
-            """Plain v2 batches read in one pass (fast_records); the rest as kafka-python reads them."""
-            if fast_records.SUPPORTED and key_deserializer is None and value_deserializer is None:
-                return fast_records.unpack_records(self, tp, records)
-            return super()._unpack_records(tp, records, key_deserializer, value_deserializer)
 
         def take(self, n: int | None = None) -> list[Any]:
             try:
