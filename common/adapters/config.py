@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # A Kafka departure refused for insufficient stock is retried when arrivals for its stock are
     # applied within this many seconds of its receipt; 0 turns the automatic retry off.
     auto_replay_window_seconds: int = Field(3600, ge=0)
+    # Clean batches decided and written by one SQL function (common/ledger/apply.py): less CPU in
+    # the pollers and in all, ~5 us an event more in PostgreSQL. Off where the database is the bound.
+    ledger_clean_lane: bool = True
     # In Lambda, a batch that finds PostgreSQL unreachable waits for it this long (never past the
     # invocation's remaining time) before failing, so each of the mapping's retries covers minutes.
     ingest_db_wait_seconds: float = Field(60.0, ge=0, le=900)

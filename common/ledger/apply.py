@@ -107,12 +107,13 @@ def apply_batch(
             return apply_batch(
                 conn, items, park_rejected=park_rejected, auto_replay_window=auto_replay_window
             )
-    window = get_settings().auto_replay_window_seconds if auto_replay_window is None else auto_replay_window
+    settings = get_settings()
+    window = settings.auto_replay_window_seconds if auto_replay_window is None else auto_replay_window
     if not park_rejected:
         window = 0  # an operator's replay decides exactly what was named
 
     parked = dead_letters.find_parked(conn, items) if park_rejected else {}
-    if not parked and _LANE.worth_trying() and _may_be_clean(items):
+    if settings.ledger_clean_lane and not parked and _LANE.worth_trying() and _may_be_clean(items):
         clean = _apply_clean(conn, items, window)
         _LANE.note(declined=clean is None)
         if clean is not None:

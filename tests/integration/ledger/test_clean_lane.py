@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from common.adapters.config import get_settings
 from common.adapters.db import LostRace, run_in_transaction
 from common.domain.events import IncomingEvent, Origin
 from common.domain.outcomes import Outcome, Status
@@ -132,9 +133,15 @@ def _lane_gate_reset() -> Iterator[None]:
 
 @contextmanager
 def _python_path_only() -> Iterator[None]:
+    """LEDGER_CLEAN_LANE=false: every batch decided by the Python rules (the operator's switch)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(apply, "_may_be_clean", lambda items: False)
-        yield
+        patch.setenv("LEDGER_CLEAN_LANE", "false")
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            patch.undo()
+            get_settings.cache_clear()
 
 
 def _comparable(outcomes: list[Outcome]) -> list[Outcome]:
@@ -382,6 +389,30 @@ def test_a_batch_the_lane_cannot_take_goes_the_python_way(
         again = apply.apply_events(ledger_conn, [later])
         assert calls == [1]
         assert [(o.status, o.stock) for o in again] == [(Status.DUPLICATE, 2)]
+
+
+def test_ledger_clean_lane_false_sends_every_batch_the_python_way(
+    ledger_conn: psycopg.Connection, ledger_make_event: Make
+) -> None:
+    """The operator's switch: with LEDGER_CLEAN_LANE=false a clean batch never reaches the lane,
+    and is decided as the lane would have (the differential test relies on this switch)."""
+    calls: list[int] = []
+    real = tables.apply_clean
+
+    def spy(conn: psycopg.Connection, items: list[IncomingEvent], window: int) -> tables.CleanBatch:
+        calls.append(len(items))
+        return real(conn, items, window)
+
+    first = _item(ledger_make_event, Ev(M1, "arrival", W1, P1, 4, T1), 11)
+    second = _item(ledger_make_event, Ev(M2, "arrival", W1, P1, 3, T1), 12)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tables, "apply_clean", spy)
+        with _python_path_only():
+            off = apply.apply_events(ledger_conn, [first])
+        assert calls == []
+        on = apply.apply_events(ledger_conn, [second])
+        assert calls == [1]
+    assert [(o.status, o.stock) for o in [*off, *on]] == [(Status.APPLIED, 4), (Status.APPLIED, 7)]
 
 
 def test_a_row_created_meanwhile_makes_the_lane_lose_the_race(
