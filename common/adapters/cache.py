@@ -37,7 +37,7 @@ import redis
 import redis.asyncio
 
 from common.adapters.config import get_settings
-from common.adapters.redis_batch import AutoPipeline
+from common.adapters.redis_batch import AutoPipeline, RespPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ _UNAVAILABLE = (redis.RedisError, OSError)  # TimeoutError is an OSError
 @dataclass(frozen=True)
 class _Reader:
     client: redis.asyncio.Redis
-    pipeline: AutoPipeline
+    pipeline: RespPipeline | AutoPipeline
     tag_script: Any
 
 
@@ -119,7 +119,9 @@ def _reader() -> _Reader | None:
             socket_connect_timeout=timeout,
             health_check_interval=30,
         )
-        entry = _readers[loop] = _Reader(client, AutoPipeline(client), client.register_script(_TAG_SCRIPT))
+        # Hits go through a pipeline of their own (plain TCP), else through redis-py's client.
+        pipeline = RespPipeline.for_url(settings.redis_url, timeout=timeout) or AutoPipeline(client)
+        entry = _readers[loop] = _Reader(client, pipeline, client.register_script(_TAG_SCRIPT))
     return entry
 
 
