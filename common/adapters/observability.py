@@ -276,7 +276,9 @@ def _write_http(observations: dict[tuple[str, str, int], list[float]]) -> None:
             child = _http_children[key] = _prometheus.http_seconds.labels(
                 method=method, route=route, status=str(status)
             )
-        bounds, buckets, total = (getattr(child, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+        bounds, buckets, total = (
+            getattr(child, name, None) for name in ("_upper_bounds", "_buckets", "_sum")
+        )
         if bounds is None or buckets is None or total is None or len(values) == 1:
             for value in values:  # prometheus_client's own path (its internals are not an API)
                 child.observe(value)

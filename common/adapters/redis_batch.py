@@ -179,7 +179,9 @@ class RespPipeline:
                     if not future.done():
                         future.set_exception(exc)
                 return
-        await connection.round_trip([args for args, _ in batch], [future for _, future in batch], self._timeout)
+        await connection.round_trip(
+            [args for args, _ in batch], [future for _, future in batch], self._timeout
+        )
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
