@@ -11,8 +11,9 @@ Versions are random tokens, never counters: a version key that expires or is evi
 `allkeys-lru`) is re-created by the next reader with a new token, so an entry stored under an
 earlier version can never become current again (a counter restarting at 1 would revive it).
 
-Reads are async (`redis.asyncio`, hiredis parsing the replies): a cache hit is one command on
-the event loop, with no thread-pool hop, pipelined with the other requests' (`common.adapters.redis_batch`).
+Reads are async: a cache hit is one command on the event loop, with no thread-pool hop, pipelined
+with the other requests' (`common.adapters.redis_batch`: a RESP pipeline of its own on plain TCP,
+hiredis packing and parsing; redis-py's asyncio client for TLS or a socket, and for the miss's script).
 An asyncio client belongs to the loop it was made on, so there is one per event loop (a uvicorn
 worker has one; Mangum and a test client have their own).
 Writes stay synchronous: they follow a committed transaction, which runs in a thread anyway.

@@ -10,6 +10,9 @@ webhook's group commit): a lone request pays about what it paid before, a crowd 
 Each caller gets its own command's reply or exception; a pipeline that fails as a whole (timeout,
 connection lost) fails every command in it, and each caller falls back as it would have alone.
 One instance per event loop, like the client it wraps.
+
+`RespPipeline` does the same without redis-py's client on the hot path (plain TCP only): what a
+cached GET still spent in redis-py's pipeline went to a buffer, one write and hiredis' reader.
 """
 
 from __future__ import annotations
