@@ -170,7 +170,7 @@ def movement_name(movement_id: object) -> str:
 async def read_through(name: str, load: Callable[[], Awaitable[bytes | None]]) -> bytes | None:
     """The cached bytes for `name`, or `await load()` (stored for next time unless it is None)."""
     entry = _reader()
-    if entry is None or not await _debt_paid():
+    if entry is None or (_owes_generation and not await _debt_paid()):  # no coroutine when nothing is owed
         return await load()
     version_key, entry_key = f"ver:{name}", f"val:{name}"
     try:
