@@ -220,7 +220,8 @@ def waiting_departures(
     conn: psycopg.Connection, keys: Iterable[StockKey], window_seconds: int
 ) -> list[DeadLetter]:
     """Kafka departures refused for insufficient stock on `keys`, received within the window and
-    not yet settled (applied, a duplicate): oldest first."""
+    not yet settled (applied, a duplicate): oldest first. (`dead_letters_any_waiting`, migration
+    0008, asks the same in SQL for the ledger's clean-batch lane: keep the two conditions alike.)"""
     wanted = list(keys)
     if not wanted or window_seconds <= 0:
         return []

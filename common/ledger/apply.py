@@ -13,6 +13,16 @@ whatever the batch size:
    existed, `INSERT ... ON CONFLICT DO NOTHING` (in key order) for rows that did not; park the
    refusals, note the retried dead letters, count the outcomes.
 
+A batch that is "clean" (every item valid, no Kafka record twice, none parked before: `_may_be_clean`
+and `find_parked`) first tries the clean-batch lane, `tables.apply_clean`: one call of a SQL function
+(migration 0008) that takes the same locks in the same order, decides set-based (a running stock
+per key in batch order) and writes the same rows, if every event is new or an exact duplicate, no
+departure goes below the stock and nothing waits on an arrival's stock. Otherwise it declines
+having written nothing (its locks released with its subtransaction) and steps 1-4 run as above, in
+the same transaction (after declines, the next batches skip the lane for a while: `_LaneGate`).
+`common.domain.rules` stays the reference: tests/integration/ledger/
+test_clean_lane.py compares the two on generated batches.
+
 A row that did not exist could not be locked. If another transaction creates it first, our insert
 skips it and the batch raises `LostRace`: `common.adapters.db.run_in_transaction`, the one retry loop, runs
 it again against the new state (optimistic for new keys, pessimistic for existing ones). The
@@ -102,6 +112,11 @@ def apply_batch(
         window = 0  # an operator's replay decides exactly what was named
 
     parked = dead_letters.find_parked(conn, items) if park_rejected else {}
+    if not parked and _LANE.worth_trying() and _may_be_clean(items):
+        clean = _apply_clean(conn, items, window)
+        _LANE.note(declined=clean is None)
+        if clean is not None:
+            return clean
     candidates, copy_of = _candidates(items, parked, window)
     arrival_keys = {stock_key(c.event) for c in candidates if c is not None and c.event.event == "arrival"}
     seen_waiting = _events_of(dead_letters.waiting_departures(conn, arrival_keys, window))
@@ -135,6 +150,92 @@ def apply_batch(
         outcome_counts.record(conn, items, outcomes)
         warehouses.record(conn, [item for item, _ in to_log])  # the directory of codes (issue 23)
     return Applied(outcomes, retried_ids)
+
+
+class _LaneGate:
+    """Whether a batch should try the clean-batch lane at all, from how the last ones fared.
+
+    A declined batch pays its locks and decision twice (~25 % more CPU, both sides), and one
+    refusal in a batch of 1,000 is enough to decline: in a stream with refusals in most batches
+    the lane would only cost. After a decline the next batch goes the Python way, after another
+    the next two, then four, up to MAX_SKIP; an accepted batch resets it. Per process and
+    approximate under threads (a miscount only moves a batch from one path to the other, which
+    decide alike).
+    """
+
+    MAX_SKIP = 64
+
+    def __init__(self) -> None:
+        self.skip = 0  # batches left to send the Python way
+        self.backoff = 0  # how many the next decline skips
+
+    def worth_trying(self) -> bool:
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
+
+    def note(self, *, declined: bool) -> None:
+        if declined:
+            self.backoff = min(max(1, 2 * self.backoff), self.MAX_SKIP)
+            self.skip = self.backoff
+        else:
+            self.backoff = self.skip = 0
+
+
+_LANE = _LaneGate()
+
+
+def _may_be_clean(items: Sequence[IncomingEvent]) -> bool:
+    """Whether the clean-batch lane may take the batch: every item valid, no Kafka record twice.
+
+    (What else makes a batch unclean, a conflict, a departure above the stock, a departure
+    waiting, needs the locked rows: the lane itself checks those and declines.)
+    """
+    seen: set[dead_letters.Coordinates] = set()
+    for item in items:
+        if item.envelope is None:
+            return False
+        at = dead_letters.record_coordinates(item)
+        if at is not None:
+            if at in seen:
+                return False
+            seen.add(at)
+    return True
+
+
+def _apply_clean(conn: psycopg.Connection, items: Sequence[IncomingEvent], window: int) -> Applied | None:
+    """The batch decided and written set-based (`store.apply_clean`); None if the lane declined."""
+    lane = store.apply_clean(conn, list(items), window)
+    if lane.verdict == "lost_race":
+        raise LostRace("a row this batch creates was created concurrently")
+    if lane.verdict != "applied":
+        return None
+    outcomes: list[Outcome] = []
+    to_log: list[IncomingEvent] = []
+    for item, applied, stock in zip(items, lane.applied, lane.stock, strict=True):
+        assert item.envelope is not None
+        if applied:
+            to_log.append(item)
+        outcomes.append(
+            frozen_built(
+                Outcome,
+                {
+                    "status": Status.APPLIED if applied else Status.DUPLICATE,
+                    "event": item.envelope.data,
+                    "reason": None,
+                    "detail": None,
+                    "errors": [],
+                    "stock": stock,
+                    "rejected_event_id": None,
+                    "redelivered": False,
+                },
+            )
+        )
+    with conn.pipeline():  # the bookkeeping in one round trip
+        outcome_counts.record(conn, items, outcomes)
+        warehouses.record(conn, to_log)  # the directory of codes (issue 23)
+    return Applied(outcomes, [])
 
 
 def _candidates(

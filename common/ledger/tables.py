@@ -5,7 +5,8 @@ Statements are set-based and their number fixed per batch, whatever its size. St
 each other's results go out together in one round trip (psycopg's pipeline mode: the server still
 runs them one after the other, in the order sent, so lock order is kept): the two locking reads,
 and the row writes, whose "did our insert happen" checks (`InsertCheck`) run once the pipeline
-has synced.
+has synced. `apply_clean` does all of it for a clean batch in one call of `ledger_apply_clean`
+(migration 0008: the same statements' work, set-based in PL/pgSQL), or declines.
 """
 
 from __future__ import annotations
@@ -243,3 +244,52 @@ def any_movement_exists(conn: psycopg.Connection, movement_ids: list[UUID]) -> b
         "SELECT 1 FROM movements WHERE movement_id = ANY(%b::uuid[]) LIMIT 1", [movement_ids]
     )
     return found.fetchone() is not None
+
+
+@dataclass(frozen=True)
+class CleanBatch:
+    """What the clean-batch lane answered: `verdict` 'applied' (then, per event, whether it applied
+    or was an exact duplicate, and its key's stock right after), 'lost_race', or why it declined."""
+
+    verdict: str
+    applied: list[bool]
+    stock: list[int]
+
+
+def apply_clean(conn: psycopg.Connection, items: list[IncomingEvent], window_seconds: int) -> CleanBatch:
+    """Decide and write a batch of valid events set-based (`ledger_apply_clean`, migration 0008).
+
+    Locks, decides and writes like `lock`, `common.domain.rules.decide_batch`, `write_movements`,
+    `write_stock` and `append_log` together would, if every event is new or an exact duplicate and
+    no departure waits on an arrival's stock; otherwise it declines having written nothing (and
+    released its locks), and the caller decides the batch in Python.
+    """
+    events = [item.envelope.data for item in items if item.envelope is not None]
+    assert len(events) == len(items), "the lane takes valid events only"
+    origins = [item.origin for item in items]
+    row = conn.execute(
+        """
+        SELECT verdict, applied, stock_after
+        FROM ledger_apply_clean(%b::uuid[], %b::bool[], %b::uuid[], %b::uuid[], %b::int8[],
+                                %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::int4[],
+                                %b::int8[], %b::text[], %b::int4)
+        """,
+        (
+            [e.movement_id for e in events],
+            [e.event == "arrival" for e in events],
+            [e.warehouse_id for e in events],
+            [e.product_id for e in events],
+            [e.quantity for e in events],
+            [e.timestamp for e in events],
+            [item.envelope.id if item.envelope else "" for item in items],
+            [o.kind for o in origins],
+            [o.topic for o in origins],
+            [o.partition for o in origins],
+            [o.offset for o in origins],
+            [o.cluster for o in origins],
+            window_seconds,
+        ),
+    ).fetchone()
+    assert row is not None
+    verdict, applied, stock = row
+    return CleanBatch(verdict, applied or [], stock or [])

@@ -93,13 +93,8 @@ def replay(
 
 def _after_commit(batches: Sequence[Applied]) -> None:
     """Bump the cache versions of everything the committed batches changed; publish DLQ copies."""
-    names: set[str] = set()
-    for batch in batches:
-        for outcome in batch.changed:
-            if outcome.event is not None:
-                names.add(cache.stock_name(outcome.event.warehouse_id, outcome.event.product_id))
-                names.add(cache.movement_name(outcome.event.movement_id))
-    cache.invalidate(sorted(names))
+    events = [outcome.event for batch in batches for outcome in batch.changed if outcome.event is not None]
+    cache.invalidate(cache.changed_names([(e.warehouse_id, e.product_id, e.movement_id) for e in events]))
     parked = any(o.status is Status.REJECTED and not o.redelivered for b in batches for o in b.outcomes)
     if outbox.drain_due(parked=parked):
         outbox.drain(get_pool().connection)

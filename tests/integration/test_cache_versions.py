@@ -147,3 +147,22 @@ def test_a_bump_that_timed_out_once_does_not_let_another_process_serve_the_old_v
 
     assert read_in_another_process(warehouse, product, database_url, redis_url) == 12
     assert quantity(warehouse, product) == 12
+
+
+def test_one_batch_gives_every_key_it_changed_a_version_it_never_had(redis_client: redis.Redis) -> None:
+    """A batch's bump sets one fresh token on all its keys: each still changes, and reads follow."""
+    warehouse, products = uuid4(), [uuid4(), uuid4()]
+    for product in products:
+        arrive(warehouse, product, 5)
+        assert quantity(warehouse, product) == 5  # cached under the current version
+    version_keys = [f"ver:{cache.stock_name(warehouse, product)}" for product in products]
+    before = [redis_client.get(key) for key in version_keys]
+    items = [
+        parse_event(body(envelope("arrival", movement_id=new_id(), warehouse_id=str(warehouse),
+                                  product_id=str(product), quantity=2)), Origin.webhook())
+        for product in products
+    ]  # fmt: skip
+    ingest(items)  # one transaction, one bump
+    after = [redis_client.get(key) for key in version_keys]
+    assert all(new is not None and new != old for old, new in zip(before, after, strict=True))
+    assert [quantity(warehouse, product) for product in products] == [7, 7]

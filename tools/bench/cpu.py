@@ -49,7 +49,22 @@ def pg_backend_cpu(database_url: str) -> float:
     counters start and keep them."""
     parts = urlsplit(database_url)
     title = f" {parts.username} {parts.path.lstrip('/')} ".encode()
-    return _cpu_of([pid for pid, cmd in _cmdlines().items() if cmd.startswith(b"postgres:") and title in cmd])
+    commands = _cmdlines()
+    backends = [pid for pid, cmd in commands.items() if cmd.startswith(b"postgres:") and title in cmd]
+    # Other stacks on this host (other worktrees' servers) have backends of the same user and
+    # database name: keep only the children of the server listening on our port, when it is found.
+    port = f"\0-p\0{parts.port or 5432}\0".encode()
+    servers = {pid for pid, cmd in commands.items() if b"postgres\0" in cmd and port in cmd}
+    if servers:
+        backends = [pid for pid in backends if _parent(pid) in servers]
+    return _cpu_of(backends)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(_stat_fields(pid)[1])
+    except OSError:
+        return None
 
 
 def redis_server_cpu(redis_url: str) -> float:

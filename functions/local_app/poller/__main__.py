@@ -18,6 +18,7 @@ import threading
 
 from common.adapters import kafka_settings as kafka_client
 from common.adapters.config import Settings, get_settings
+from functions.local_app.poller.garbage import BetweenBatches
 from functions.local_app.poller.loop import Poller
 
 logger = logging.getLogger("functions.local_app.poller")  # one logger for the package
@@ -50,11 +51,13 @@ def prepare(settings: Settings) -> Poller:
     `gc.freeze()` moves every object alive now (modules, pydantic's and psycopg's tables: most of
     the heap) out of the collector's reach: a batch of 1,000 records allocates tens of thousands
     of container objects, so collections run many times a batch, and each older-generation one
-    would walk that heap again for nothing. Measured in tools.bench.focused.poller: see
-    docs/performance.md.
+    would walk that heap again for nothing. And while it runs, the poller collects between
+    batches instead of during them (`garbage.BetweenBatches`). Measured in
+    tools.bench.focused.poller: see docs/performance.md.
     """
     _import_hot_path()
     poller = Poller(settings)
+    poller.garbage = BetweenBatches()
     gc.collect()
     gc.freeze()
     return poller

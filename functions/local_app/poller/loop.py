@@ -25,6 +25,7 @@ from functions.local_app.poller.consumer import (
     _quietly_close,
 )
 from functions.local_app.poller.control import ControlMixin, Pause
+from functions.local_app.poller.garbage import BetweenBatches
 from functions.local_app.poller.lag import LagMixin
 from functions.local_app.poller.positions import PositionsMixin
 from functions.local_app.poller.undecodable import UndecodableBatch
@@ -101,6 +102,9 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
         self.last_loop_at: datetime | None = None
         self._commands_checked = 0.0
         self._heartbeat_at = 0.0
+        # Set by the standalone poller's start-up only (`__main__.prepare`): garbage collected
+        # between batches instead of during them (process-wide, so never inside another app).
+        self.garbage: BetweenBatches | None = None
 
     @property
     def status(self) -> str:
@@ -146,6 +150,8 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
             self._describe_security(),
         )
         failures = 0
+        if self.garbage is not None:
+            self.garbage.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -175,7 +181,11 @@ class Poller(ConsumerMixin, PositionsMixin, LagMixin, ControlMixin):
                         self._close(leave=False)
                     self._backoff(failures, "disconnected")
                 self._loop_finished()  # the watchdog's heartbeat, failed iterations included
+                if self.garbage is not None:
+                    self.garbage.after_iteration()
         finally:
+            if self.garbage is not None:
+                self.garbage.stop()
             self.state = "stopping"
             self._close(leave=True)
             self._forget_poller()
