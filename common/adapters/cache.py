@@ -11,8 +11,9 @@ Versions are random tokens, never counters: a version key that expires or is evi
 `allkeys-lru`) is re-created by the next reader with a new token, so an entry stored under an
 earlier version can never become current again (a counter restarting at 1 would revive it).
 
-Reads are async (`redis.asyncio`, hiredis parsing the replies): a cache hit is one command on
-the event loop, with no thread-pool hop, pipelined with the other requests' (`common.adapters.redis_batch`).
+Reads are async: a cache hit is one command on the event loop, with no thread-pool hop, pipelined
+with the other requests' (`common.adapters.redis_batch`: a RESP pipeline of its own on plain TCP,
+hiredis packing and parsing; redis-py's asyncio client for TLS or a socket, and for the miss's script).
 An asyncio client belongs to the loop it was made on, so there is one per event loop (a uvicorn
 worker has one; Mangum and a test client have their own).
 Writes stay synchronous: they follow a committed transaction, which runs in a thread anyway.
@@ -39,7 +40,7 @@ import redis
 import redis.asyncio
 
 from common.adapters.config import get_settings
-from common.adapters.redis_batch import AutoPipeline
+from common.adapters.redis_batch import AutoPipeline, RespPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ _UNAVAILABLE = (redis.RedisError, OSError)  # TimeoutError is an OSError
 @dataclass(frozen=True)
 class _Reader:
     client: redis.asyncio.Redis
-    pipeline: AutoPipeline
+    pipeline: RespPipeline | AutoPipeline
     tag_script: Any
 
 
@@ -121,7 +122,9 @@ def _reader() -> _Reader | None:
             socket_connect_timeout=timeout,
             health_check_interval=30,
         )
-        entry = _readers[loop] = _Reader(client, AutoPipeline(client), client.register_script(_TAG_SCRIPT))
+        # Hits go through a pipeline of their own (plain TCP), else through redis-py's client.
+        pipeline = RespPipeline.for_url(settings.redis_url, timeout=timeout) or AutoPipeline(client)
+        entry = _readers[loop] = _Reader(client, pipeline, client.register_script(_TAG_SCRIPT))
     return entry
 
 
@@ -182,7 +185,7 @@ def changed_names(changes: Iterable[tuple[UUID, UUID, UUID]]) -> list[str]:
 async def read_through(name: str, load: Callable[[], Awaitable[bytes | None]]) -> bytes | None:
     """The cached bytes for `name`, or `await load()` (stored for next time unless it is None)."""
     entry = _reader()
-    if entry is None or not await _debt_paid():
+    if entry is None or (_owes_generation and not await _debt_paid()):  # no coroutine when nothing is owed
         return await load()
     version_key, entry_key = f"ver:{name}", f"val:{name}"
     try:

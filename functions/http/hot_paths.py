@@ -30,8 +30,8 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any, TypeVar, cast
+from uuid import UUID, SafeUUID
 
 import psycopg
 from fastapi import HTTPException, Request, Response
@@ -138,7 +138,7 @@ class LeanPath:
         lean_route, ids = match
         scope["route"] = lean_route.route  # the latency metric's label, as FastAPI's routing sets it
         try:
-            status, body = await lean_route.answer(*(UUID(text) for text in ids))
+            status, body = await lean_route.answer(*[_path_uuid(text) for text in ids])
         except psycopg.OperationalError as exc:  # the app's own 503 (PoolTimeout included)
             await (await on_database_unavailable(Request(scope), exc))(scope, receive, send)
             return
@@ -192,6 +192,42 @@ class _LeanPost:
         except psycopg.OperationalError as exc:  # the app's own 503 (PoolTimeout included)
             response = await on_database_unavailable(request, exc)
         await response(scope, receive, send)
+
+
+class _PathUUID(UUID):
+    """A UUID from a path the lean pattern matched (canonical form): its text kept for `str`.
+
+    A cached GET turns each id back into text for its cache key: `UUID()`'s re-parsing and
+    `UUID.__str__` were ~2 us of the request. Equal to, hashed and dumped like the `UUID` itself;
+    a copy or a pickle is a plain `UUID`.
+    """
+
+    __slots__ = ("_text",)
+    _text: str
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"UUID('{self._text}')"
+
+    def __reduce__(self) -> tuple[type[UUID], tuple[str]]:
+        return UUID, (self._text,)
+
+
+def _path_uuid(
+    text: str,
+    _new: Any = object.__new__,
+    _set: Any = object.__setattr__,
+    _unknown: SafeUUID = SafeUUID.unknown,
+) -> UUID:
+    """`UUID(text)` for a canonical `text` (8-4-4-4-12 hex digits), as `_PathUUID` (~0.6 us, not 1.6)."""
+    canonical = text.lower()
+    found = _new(_PathUUID)
+    _set(found, "int", int(canonical.replace("-", ""), 16))
+    _set(found, "is_safe", _unknown)
+    _set(found, "_text", canonical)
+    return cast(UUID, found)
 
 
 def _route_path(scope: Scope) -> str:
