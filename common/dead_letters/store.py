@@ -220,20 +220,16 @@ def waiting_departures(
     conn: psycopg.Connection, keys: Iterable[StockKey], window_seconds: int
 ) -> list[DeadLetter]:
     """Kafka departures refused for insufficient stock on `keys`, received within the window and
-    not yet settled (applied, a duplicate): oldest first. (`dead_letters_any_waiting`, migration
-    0008, asks the same in SQL for the ledger's clean-batch lane: keep the two conditions alike.)"""
+    not yet settled (applied, a duplicate): oldest first. Which those are is defined once, in SQL
+    (`dead_letters_waiting`, migration 0008), which the ledger's clean-batch lane asks too."""
     wanted = list(keys)
     if not wanted or window_seconds <= 0:
         return []
     rows = conn.execute(
         f"""
         SELECT {_DEAD_LETTER_COLUMNS}
-        FROM rejected_events r
-        JOIN unnest(%b::uuid[], %b::uuid[]) AS k(w, p) ON r.warehouse_id = k.w AND r.product_id = k.p
-        WHERE r.reason = 'insufficient_stock' AND r.origin = 'kafka'
-          AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
-          AND r.received_at >= now() - make_interval(secs => %b)
-        ORDER BY r.id
+        FROM dead_letters_waiting(%b::uuid[], %b::uuid[], %b::int4)
+        ORDER BY id
         """,
         ([k[0] for k in wanted], [k[1] for k in wanted], window_seconds),
     ).fetchall()

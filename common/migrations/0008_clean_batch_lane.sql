@@ -4,21 +4,19 @@
 -- the rules would refuse, or that waits, makes the lane decline without writing, and
 -- common/ledger/apply.py decides the batch in Python as before, in the same transaction.
 
--- The dead-letter store's question (common/dead_letters/store.py `waiting_departures`, the same
--- conditions): does any Kafka departure wait, within the window, for stock on one of these keys?
--- (PL/pgSQL rather than SQL: its plan is cached for the session, not planned again per call.)
-CREATE FUNCTION dead_letters_any_waiting(keys_w uuid[], keys_p uuid[], window_seconds integer)
-RETURNS boolean LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN window_seconds > 0 AND EXISTS (
-        SELECT 1
-        FROM rejected_events r
-        JOIN unnest(keys_w, keys_p) AS k(w, p) ON r.warehouse_id = k.w AND r.product_id = k.p
-        WHERE r.reason = 'insufficient_stock' AND r.origin = 'kafka'
-          AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
-          AND r.received_at >= now() - make_interval(secs => window_seconds)
-    );
-END
+-- The departures waiting, within the window, for stock on one of these keys: Kafka departures
+-- refused for insufficient stock and not yet settled (applied, a duplicate). The one definition:
+-- common/dead_letters/store.py `waiting_departures` reads them from here, the lane below asks
+-- whether there is any. (SQL, so the planner inlines it into each caller's cached plan.)
+CREATE FUNCTION dead_letters_waiting(keys_w uuid[], keys_p uuid[], window_seconds integer)
+RETURNS SETOF rejected_events LANGUAGE sql STABLE AS $$
+    SELECT r.*
+    FROM rejected_events r
+    WHERE window_seconds > 0
+      AND (r.warehouse_id, r.product_id) IN (SELECT k.w, k.p FROM unnest(keys_w, keys_p) AS k(w, p))
+      AND r.reason = 'insufficient_stock' AND r.origin = 'kafka'
+      AND (r.replay_status IS NULL OR r.replay_status = 'rejected')
+      AND r.received_at >= now() - make_interval(secs => window_seconds)
 $$;
 
 -- The ledger's lane (called by common/ledger/tables.py `apply_clean`). One row per event in batch
@@ -77,7 +75,7 @@ BEGIN
         IF window_seconds > 0 THEN
             SELECT array_agg(a.w), array_agg(a.p) INTO a_w, a_p
               FROM unnest(e_warehouse, e_product, e_arrival) AS a(w, p, arr) WHERE a.arr;
-            IF a_w IS NOT NULL AND dead_letters_any_waiting(a_w, a_p, window_seconds) THEN
+            IF a_w IS NOT NULL AND EXISTS (SELECT 1 FROM dead_letters_waiting(a_w, a_p, window_seconds)) THEN
                 verdict := 'waiting';
                 RAISE SQLSTATE 'LC001';
             END IF;
