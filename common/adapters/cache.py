@@ -161,12 +161,15 @@ def reset() -> None:
         _owes_generation = False
 
 
+_STOCK, _MOVEMENT = "stock:", "movement:"  # the names' prefixes, here and in `changed_names`
+
+
 def stock_name(warehouse_id: object, product_id: object) -> str:
-    return f"stock:{warehouse_id}:{product_id}"
+    return f"{_STOCK}{warehouse_id}:{product_id}"
 
 
 def movement_name(movement_id: object) -> str:
-    return f"movement:{movement_id}"
+    return f"{_MOVEMENT}{movement_id}"
 
 
 def changed_names(changes: Iterable[tuple[UUID, UUID, UUID]]) -> list[str]:
@@ -177,8 +180,8 @@ def changed_names(changes: Iterable[tuple[UUID, UUID, UUID]]) -> list[str]:
     in C, where `str(UUID)` is Python (~0.4 us each, three per event, thousands per batch).
     """
     texts: list[list[str]] = msgspec.to_builtins(list(changes))
-    names = {"stock:" + warehouse + ":" + product for warehouse, product, _ in texts}
-    names.update(["movement:" + movement for _, _, movement in texts])
+    names = {_STOCK + warehouse + ":" + product for warehouse, product, _ in texts}
+    names.update([_MOVEMENT + movement for _, _, movement in texts])
     return sorted(names)
 
 
