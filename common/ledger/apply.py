@@ -219,19 +219,7 @@ def _apply_clean(conn: psycopg.Connection, items: Sequence[IncomingEvent], windo
         if applied:
             to_log.append(item)
         outcomes.append(
-            frozen_built(
-                Outcome,
-                {
-                    "status": Status.APPLIED if applied else Status.DUPLICATE,
-                    "event": item.envelope.data,
-                    "reason": None,
-                    "detail": None,
-                    "errors": [],
-                    "stock": stock,
-                    "rejected_event_id": None,
-                    "redelivered": False,
-                },
-            )
+            _decided_outcome(item.envelope.data, Status.APPLIED if applied else Status.DUPLICATE, stock)
         )
     with conn.pipeline():  # the bookkeeping in one round trip
         outcome_counts.record(conn, items, outcomes)
@@ -282,11 +270,17 @@ def _events_of(letters: list[dead_letters.DeadLetter]) -> list[tuple[dead_letter
 
 
 def _outcome(event: MovementData, decision: Decision) -> Outcome:
+    return _decided_outcome(event, decision.status, decision.stock, decision.reason, decision.detail)
+
+
+def _decided_outcome(
+    event: MovementData, status: Status, stock: int, reason: Reason | None = None, detail: str | None = None
+) -> Outcome:
     # One per event: built without the frozen dataclass's per-field __setattr__ (3x cheaper).
     return frozen_built(
         Outcome,
-        {"status": decision.status, "event": event, "reason": decision.reason, "detail": decision.detail,
-         "errors": [], "stock": decision.stock, "rejected_event_id": None, "redelivered": False},
+        {"status": status, "event": event, "reason": reason, "detail": detail,
+         "errors": [], "stock": stock, "rejected_event_id": None, "redelivered": False},
     )  # fmt: skip
 
 
