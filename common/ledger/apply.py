@@ -146,10 +146,7 @@ def apply_batch(
     if park_rejected:
         outcomes = _park(conn, items, outcomes)
     retried_ids = [(letter.id, o) for letter, o in retried]
-    with conn.pipeline():  # the bookkeeping in one round trip
-        dead_letters.record_replays(conn, retried_ids, auto=True)
-        outcome_counts.record(conn, items, outcomes)
-        warehouses.record(conn, [item for item, _ in to_log])  # the directory of codes (issue 23)
+    _record(conn, items, outcomes, [item for item, _ in to_log], retried_ids)
     return Applied(outcomes, retried_ids)
 
 
@@ -221,10 +218,23 @@ def _apply_clean(conn: psycopg.Connection, items: Sequence[IncomingEvent], windo
         outcomes.append(
             _decided_outcome(item.envelope.data, Status.APPLIED if applied else Status.DUPLICATE, stock)
         )
-    with conn.pipeline():  # the bookkeeping in one round trip
-        outcome_counts.record(conn, items, outcomes)
-        warehouses.record(conn, to_log)  # the directory of codes (issue 23)
+    _record(conn, items, outcomes, to_log, [])
     return Applied(outcomes, [])
+
+
+def _record(
+    conn: psycopg.Connection,
+    items: Sequence[IncomingEvent],
+    outcomes: list[Outcome],
+    logged: list[IncomingEvent],
+    retried: list[tuple[int, Outcome]],
+) -> None:
+    """A decided batch's bookkeeping, in one round trip: the retried dead letters' outcomes, the
+    outcome counts, and the directory of warehouse codes (issue 23) from the events logged."""
+    with conn.pipeline():
+        dead_letters.record_replays(conn, retried, auto=True)
+        outcome_counts.record(conn, items, outcomes)
+        warehouses.record(conn, logged)
 
 
 def _candidates(
